@@ -1,0 +1,223 @@
+"""Where archive files live, how they are written, and how they are read back.
+
+Layout under an archive root `<out>`:
+    events/date=YYYY-MM-DD/<session_id>.parquet   finished sessions (hive-partitioned by start day)
+    journal/<session_id>.arrows                   open sessions: an Arrow IPC stream, appended and fsync'd
+
+A Parquet file is unreadable until its footer is written, so it is only ever written under a temporary
+name and renamed into place (atomic on POSIX). A journal is readable up to its last complete batch, so a
+killed proxy leaves a journal that `finalize_journal` (run by `rtreplay recover` and at proxy start) turns
+into Parquet.
+
+Reading never stops at a bad file: each problem is reported with the file's name, the rest is read.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from recorder.schema import EVENT_SCHEMA, SchemaVersionError, upgrade, version_of
+
+PARQUET_SUFFIX = ".parquet"
+JOURNAL_SUFFIX = ".arrows"
+TMP_SUFFIX = ".tmp"
+
+
+class ArchiveError(Exception):
+    """An archive file could not be read or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ArchiveProblem:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class Archive:
+    """Events of an archive, sorted by (session_id, seq), and what could not be read."""
+
+    table: pa.Table
+    problems: list[ArchiveProblem] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def session_day(session_id: str) -> str:
+    """`YYYY-MM-DD` of a session, read off its id (ids start with the UTC start time)."""
+    s = session_id
+    if len(s) >= 8 and s[:8].isdigit():
+        return f"{s[0:4]}-{s[4:6]}-{s[6:8]}"
+    return "unknown"
+
+
+def parquet_path(out: Path, session_id: str, part: int | None = None) -> Path:
+    name = session_id if part is None else f"{session_id}.part-{part:04d}"
+    return Path(out) / "events" / f"date={session_day(session_id)}" / f"{name}{PARQUET_SUFFIX}"
+
+
+def journal_path(out: Path, session_id: str) -> Path:
+    return Path(out) / "journal" / f"{session_id}{JOURNAL_SUFFIX}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_parquet(table: pa.Table, path: Path) -> Path:
+    """Write events to `path` atomically (temporary name, fsync, rename), schema version in metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = table.cast(EVENT_SCHEMA)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def read_journal(path: Path) -> tuple[pa.Table, str | None]:
+    """Every complete batch of a journal, and a note if the stream ended mid-batch (a crash)."""
+    batches: list[pa.RecordBatch] = []
+    note = None
+    try:
+        with pa.OSFile(str(path), "rb") as f:
+            reader = pa.ipc.open_stream(f)
+            version = version_of(reader.schema)
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+    except SchemaVersionError:
+        raise
+    except (pa.ArrowInvalid, OSError) as exc:
+        if not batches and "reader" not in locals():
+            raise ArchiveError(f"{path}: not a readable journal ({exc})") from exc
+        note = f"journal cut short after {sum(b.num_rows for b in batches)} events ({exc})"
+        version = version_of(reader.schema)
+    if batches:
+        table = pa.Table.from_batches(batches)
+    else:
+        table = reader.schema.empty_table()
+    return upgrade(table, version), note
+
+
+def read_file(path: Path) -> tuple[pa.Table, str | None]:
+    """One archive file (Parquet or journal) at the current schema version, and a note on damage."""
+    path = Path(path)
+    try:
+        if path.suffix == JOURNAL_SUFFIX:
+            return read_journal(path)
+        pf = pq.ParquetFile(path)
+        version = version_of(pf.schema_arrow)
+        return upgrade(pf.read(), version), None
+    except SchemaVersionError as exc:
+        raise ArchiveError(f"{path}: {exc}") from exc
+    except ArchiveError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ArchiveError(f"{path}: not a readable rtreplay Parquet file ({exc})") from exc
+
+
+def archive_files(root: Path) -> tuple[list[Path], list[ArchiveProblem]]:
+    """The Parquet files and open journals under `root` (a directory or one file), in session order.
+
+    A journal whose session already has a Parquet file is skipped: it is a leftover of a crash between
+    the rename and the unlink, and the Parquet file holds the same events.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise ArchiveError(f"{root}: no such file or directory")
+    if root.is_file():
+        return [root], []
+    files: list[Path] = []
+    problems: list[ArchiveProblem] = []
+    finished: set[str] = set()
+    journals: list[Path] = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        if p.name.endswith(PARQUET_SUFFIX):
+            files.append(p)
+            finished.add(p.name[: -len(PARQUET_SUFFIX)].split(".part-")[0])
+        elif p.name.endswith(JOURNAL_SUFFIX):
+            journals.append(p)
+        elif p.name.endswith(TMP_SUFFIX):
+            continue  # a write in progress (or abandoned by a crash): never part of the archive
+        else:
+            problems.append(ArchiveProblem(str(p), "not a Parquet file or journal; skipped"))
+    files += [j for j in journals if j.name[: -len(JOURNAL_SUFFIX)] not in finished]
+    files.sort(key=lambda p: (p.name, str(p)))
+    return files, problems
+
+
+def iter_archive(root: Path) -> Iterator[tuple[Path, pa.Table | None, ArchiveProblem | None]]:
+    """Yield (file, table, None) per readable file, (file, None, problem) per unreadable one.
+
+    Tables of damaged-but-readable files (a journal cut mid-batch) come with their problem too.
+    Memory holds one file at a time.
+    """
+    files, problems = archive_files(root)
+    for problem in problems:
+        yield Path(problem.path), None, problem
+    for path in files:
+        try:
+            table, note = read_file(path)
+        except ArchiveError as exc:
+            yield path, None, ArchiveProblem(str(path), str(exc).removeprefix(f"{path}: "))
+            continue
+        yield path, table, (ArchiveProblem(str(path), note) if note else None)
+
+
+def read_archive(root: Path, sessions: Iterable[str] | None = None) -> Archive:
+    """All events under `root` as one Arrow table sorted by (session_id, seq); problems listed."""
+    wanted = set(sessions) if sessions is not None else None
+    tables: list[pa.Table] = []
+    problems: list[ArchiveProblem] = []
+    files: list[Path] = []
+    for path, table, problem in iter_archive(root):
+        if problem is not None:
+            problems.append(problem)
+        if table is None:
+            continue
+        if wanted is not None:
+            table = table.filter(pc.is_in(table["session_id"], pa.array(sorted(wanted))))
+        files.append(path)
+        tables.append(table)
+    if not tables:
+        return Archive(EVENT_SCHEMA.empty_table(), problems, files)
+    table = pa.concat_tables(tables).sort_by([("session_id", "ascending"), ("seq", "ascending")])
+    return Archive(table, problems, files)
+
+
+def finalize_journal(journal: Path, out: Path) -> tuple[Path, int, str | None]:
+    """Turn a journal into the session's Parquet file and remove the journal.
+
+    Returns (parquet path, events written, note on damage). Safe to run twice: if the Parquet file
+    exists already the journal is simply removed.
+    """
+    journal = Path(journal)
+    session_id = journal.name[: -len(JOURNAL_SUFFIX)]
+    target = parquet_path(out, session_id)
+    if target.exists():
+        journal.unlink()
+        return target, pq.ParquetFile(target).metadata.num_rows, None
+    table, note = read_journal(journal)
+    write_parquet(table, target)
+    journal.unlink()
+    return target, table.num_rows, note
