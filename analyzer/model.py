@@ -1,0 +1,51 @@
+"""Records the analyzer hands to reports, SQL comparisons and replay. Definitions: docs/definitions.md."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Scope = Literal["out-of-band", "default"]
+Form = Literal["absent", "auto", "none", "required", "function", "mcp", "invalid"]
+Outcome = Literal["completed", "failed", "cancelled", "incomplete", "rejected", "unfinished"]
+Confidence = Literal["event_id", "metadata", "order"]
+
+FORMS: tuple[str, ...] = ("absent", "auto", "none", "required", "function", "mcp", "invalid")
+FORCED_FORMS: frozenset[str] = frozenset({"required", "function", "mcp"})
+OUTCOMES: tuple[str, ...] = ("completed", "failed", "cancelled", "incomplete", "rejected", "unfinished")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One client `response.create` and what the server did with it."""
+
+    session_id: str
+    seq: int  # seq of the client response.create
+    ts: dt.datetime
+    payload: str  # the request's JSON text as archived
+    event_id: str | None
+    scope: Scope
+    conversation: str
+    input_kind: Literal["absent", "empty", "items"]
+    output_modalities: str | None
+    tools_count: int | None
+    metadata: dict[str, Any] | None
+    model: str | None
+    tool_choice: Any  # the JSON value sent; None when absent (see form_sent to tell null from absent)
+    form_sent: Form
+    form_effective: Form
+    forced_name: str | None  # the function name (or mcp server_label) a forced form names
+    outcome: Outcome
+    response_id: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    forced_call: bool | None = None
+    confidence: Confidence | None = None
+    answer_seq: int | None = None  # seq of the response.created or error that answered it
+    done_seq: int | None = None  # seq of its response.done
+    latency_ms: float | None = None  # request -> response.done (or -> error), monotonic clock
+
+    @property
+    def request_id(self) -> str:
+        return f"{self.session_id}:{self.seq}"
