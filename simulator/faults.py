@@ -1,0 +1,136 @@
+"""Fault profiles: data files of rules that inject failures into matching responses.
+
+A profile is a TOML (or JSON) file with a list of rules; `none`, `seed-oob-forced-function` and `flaky`
+ship in `simulator/profiles/`. A rule:
+
+    [[rules]]
+    name = "oob forced function"          # for people
+    rate = 1.0                            # chance per matching request, 0..1
+    match = { conversation = "none", tool_choice = "function" }
+    outcome = { kind = "fail", error_type = "server_error" }
+
+`match` keys (all optional; a list means any of): `tool_choice` (form as in docs/definitions.md: absent,
+auto, none, required, function, mcp), `conversation` (auto|none), `input` (absent|empty|items),
+`modalities` (text|audio — the modality in effect), `model`, and `tools_min` / `tools_max` (number of
+tools in effect for the response).
+
+`outcome.kind`:
+- `fail`: `response.created`, then `response.done` with status failed, `status_details.error` =
+  {type: error_type (default server_error), code?, message?} (only the keys given), empty output,
+  zero usage, metadata echoed — the seed report's shape.
+- `error`: an `error` event {type: error_type (default server_error), code, message}, no response.
+- `delay`: the response starts `delay_ms` later, then runs normally.
+- `drop`: `response.created`, then the connection closes with `close_code` (default 1011) and
+  `close_reason`.
+
+How a rate becomes decisions (reproducible, so tests can count): every client `response.create` gets an
+index n = 0, 1, 2, … in the order its session received them (every one counts, even rejected ones); the
+session has an index s = 0, 1, 2, … in the order the server accepted connections. The request draws
+u = `draw(seed, s, n)` ∈ [0, 1). Rules whose `match` fits are taken in file order; rule k fires when
+u falls in [sum of the rates of the earlier fitting rules, that sum + its rate). One matching rule of rate
+r therefore fires exactly when u < r. Responses started by turn detection are never faulted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SHIPPED = ("none", "seed-oob-forced-function", "flaky")
+_OUTCOME_KINDS = ("fail", "error", "delay", "drop")
+_MATCH_KEYS = ("tool_choice", "conversation", "input", "modalities", "model", "tools_min", "tools_max")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be loaded; the message says what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a fault rule can match about one response request."""
+    tool_choice: str
+    conversation: str
+    input: str
+    modalities: str
+    model: str
+    tools: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    rate: float
+    match: dict[str, Any]
+    outcome: dict[str, Any]
+
+    def fits(self, f: Features) -> bool:
+        for key, wanted in self.match.items():
+            if key == "tools_min":
+                ok = f.tools >= wanted
+            elif key == "tools_max":
+                ok = f.tools <= wanted
+            else:
+                ok = getattr(f, key) in (wanted if isinstance(wanted, list) else [wanted])
+            if not ok:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def decide(self, features: Features, u: float) -> dict[str, Any] | None:
+        """The outcome for a request with draw `u`, or None (serve normally)."""
+        start = 0.0
+        for rule in self.rules:
+            if rule.fits(features):
+                if start <= u < start + rule.rate:
+                    return rule.outcome
+                start += rule.rate
+        return None
+
+    def outcome_for(self, seed: int, session_index: int, request_index: int, features: Features) -> dict | None:
+        """The decision the simulator makes for request `request_index` of session `session_index`."""
+        return self.decide(features, draw(seed, session_index, request_index))
+
+
+def draw(seed: int, session_index: int, request_index: int) -> float:
+    """Uniform [0, 1) from (seed, session index, request index); stable across Python versions."""
+    digest = hashlib.blake2b(f"{seed}:{session_index}:{request_index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A shipped profile by name, or a .toml/.json file by path. Raises ProfileError."""
+    if name_or_path in SHIPPED:
+        text = resources.files("simulator.profiles").joinpath(f"{name_or_path}.toml").read_text()
+        return _parse(name_or_path, text, "toml")
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ProfileError(f"no fault profile {name_or_path!r}: use one of {', '.join(SHIPPED)} or a file path")
+    return _parse(path.stem, path.read_text(), "json" if path.suffix == ".json" else "toml")
+
+
+def _parse(name: str, text: str, kind: str) -> Profile:
+    try:
+        data = json.loads(text) if kind == "json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ProfileError(f"fault profile {name}: not valid {kind.upper()}: {exc}") from None
+    rules = []
+    for i, raw in enumerate(data.get("rules", [])):
+        where = f"fault profile {name}, rule {i}"
+        rate, match, outcome = raw.get("rate"), raw.get("match", {}), raw.get("outcome", {})
+        if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise ProfileError(f"{where}: rate must be a number between 0 and 1")
+        if not isinstance(match, dict) or set(match) - set(_MATCH_KEYS):
+            raise ProfileError(f"{where}: match keys must be among {', '.join(_MATCH_KEYS)}")
+        if not isinstance(outcome, dict) or outcome.get("kind") not in _OUTCOME_KINDS:
+            raise ProfileError(f"{where}: outcome.kind must be one of {', '.join(_OUTCOME_KINDS)}")
+        rules.append(Rule(str(raw.get("name", f"rule {i}")), float(rate), match, outcome))
+    return Profile(name, tuple(rules))
