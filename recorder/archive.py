@@ -221,3 +221,58 @@ def finalize_journal(journal: Path, out: Path) -> tuple[Path, int, str | None]:
     write_parquet(table, target)
     journal.unlink()
     return target, table.num_rows, note
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """One journal handled by `recover`: the Parquet file it became and what was wrong with it."""
+
+    journal: Path
+    parquet: Path | None
+    events: int
+    problem: str | None
+
+
+def recover(out: Path) -> list[Recovered]:
+    """Turn every leftover journal under `out` into Parquet; journals still open elsewhere are left alone.
+
+    A journal is "still open" while a writer holds its `flock` (recorder.writer.JournalFile). A journal
+    cut short by a crash is finalized with its complete batches and reported with a problem; an
+    unreadable one is reported and kept.
+    """
+    import fcntl
+
+    results: list[Recovered] = []
+    journal_dir = Path(out) / "journal"
+    if not journal_dir.is_dir():
+        return results
+    for journal in sorted(journal_dir.glob(f"*{JOURNAL_SUFFIX}")):
+        try:
+            fd = os.open(journal, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # finalized meanwhile by its writer
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live session
+            if not journal.exists():
+                continue
+            try:
+                target, events, note = finalize_journal(journal, out)
+            except (ArchiveError, pa.ArrowException, OSError) as exc:
+                results.append(Recovered(journal, None, 0, str(exc)))
+                continue
+            results.append(Recovered(journal, target, events, note))
+        finally:
+            os.close(fd)
+    return results
+
+
+def read_polars(root: Path, sessions: Iterable[str] | None = None):  # -> polars.DataFrame
+    """All readable events under `root` as a polars DataFrame sorted by (session_id, seq).
+
+    For the files that could not be read (and why), use `read_archive`, whose `problems` list them."""
+    import polars as pl
+
+    return pl.from_arrow(read_archive(root, sessions).table)

@@ -1,0 +1,156 @@
+"""The recorder core: WebSocket messages in, archive records out. No I/O, no clock, no event loop.
+
+One `SessionRecorder` per session. It numbers records (`seq`, both directions merged, in the order it is
+called), extracts `type`/`event_id`/`response_id`/`item_id`, redacts secrets (`recorder.redact`) and cuts
+audio base64 out of the payload. A record is a tuple in `recorder.schema.COLUMNS` order, with `ts` as
+integer microseconds since the epoch (UTC).
+
+Payload rules (DESIGN.md, "The archive"):
+  - a text frame is recorded as its text, redacted; `type` is its JSON `type`, or `invalid.json` when it
+    is not a JSON object with a string `type`;
+  - a text frame that is not valid UTF-8 is `invalid.json` with an empty payload and its raw bytes in
+    `audio` (`audio_at` null), like a binary frame — still lossless;
+  - a binary frame is `binary`, empty payload, its bytes in `audio`;
+  - audio is cut only where `payload[:audio_at] + base64(audio) + payload[audio_at:]` gives back the
+    redacted text exactly; otherwise it stays inline. With audio="drop" the bytes are not kept and
+    `audio_at` still marks the place.
+  - `size` is the message's length in bytes as the peers exchanged it (after reassembling fragments and
+    inflating permessage-deflate, before redaction).
+"""
+from __future__ import annotations
+
+import binascii
+from typing import Any
+
+import orjson
+
+from recorder import redact
+from recorder.schema import BINARY, CLIENT, INVALID_JSON, PROXY, PROXY_OPEN, SERVER
+
+Record = tuple[Any, ...]
+
+# Event types whose base64 audio sits in a top-level field, and that field.
+_TOP_LEVEL_AUDIO = {
+    "input_audio_buffer.append": "audio",
+    "response.output_audio.delta": "delta",
+    "response.audio.delta": "delta",  # beta name
+}
+# Where `response_id` comes from `response.id` instead of a top-level `response_id`.
+_RESPONSE_OBJECT_TYPES = frozenset({"response.created", "response.done"})
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _audio_value(kind: str, event: dict[str, Any]) -> str | None:
+    """The base64 audio string this event carries, if any (the largest, for items with several parts)."""
+    field = _TOP_LEVEL_AUDIO.get(kind)
+    if field is not None:
+        return _str_or_none(event.get(field))
+    item = event.get("item")
+    if not isinstance(item, dict) or not isinstance(item.get("content"), list):
+        return None  # conversation.item.create / .retrieved (and any other event carrying an item)
+    parts = [p["audio"] for p in item["content"] if isinstance(p, dict) and isinstance(p.get("audio"), str)]
+    return max(parts, key=len, default=None)
+
+
+def cut_audio(text: str, b64: str) -> tuple[str, bytes, int] | None:
+    """(payload without `b64`, decoded audio, offset) if cutting `b64` out of `text` is lossless, else None.
+
+    Lossless needs the base64 to appear in the text verbatim (no JSON escapes inside it) and to be
+    canonical, so that re-encoding the decoded bytes gives the same characters.
+    """
+    if not b64:
+        return None
+    at = text.find(b64)
+    if at < 0:
+        return None
+    try:
+        audio = binascii.a2b_base64(b64, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    # Strict decoding accepts only full, well-padded quanta; the last one may still carry non-zero
+    # padding bits ("QR==" decodes like "QQ=="), so re-encode it to check.
+    tail_bytes = len(audio) - (len(b64) // 4 - 1) * 3
+    if binascii.b2a_base64(audio[len(audio) - tail_bytes:], newline=False).decode() != b64[-4:]:
+        return None
+    return text[:at] + text[at + len(b64):], audio, at
+
+
+class SessionRecorder:
+    """Turns one session's messages and lifecycle facts into records. Not thread-safe; no I/O.
+
+    `direction` is `recorder.schema.CLIENT` or `SERVER`; `mono_ns`/`wall_ns` are the caller's clocks
+    (monotonic and epoch nanoseconds) at the moment the frame was received.
+    """
+
+    def __init__(self, session_id: str, audio: str = "keep") -> None:
+        if audio not in ("keep", "drop"):
+            raise ValueError(f"audio must be 'keep' or 'drop', not {audio!r}")
+        self.session_id = session_id
+        self.keep_audio = audio == "keep"
+        self.redactor = redact.Redactor()
+        self._seq = 0
+
+    def _record(self, mono_ns: int, wall_ns: int, direction: str, kind: str, event_id: str | None,
+                response_id: str | None, item_id: str | None, payload: str, audio: bytes | None,
+                audio_at: int | None, size: int) -> Record:
+        seq = self._seq
+        self._seq += 1
+        return (self.session_id, seq, wall_ns // 1000, mono_ns, direction, kind, event_id, response_id,
+                item_id, payload, audio, audio_at, size)
+
+    def message(self, direction: str, data: bytes, is_text: bool, mono_ns: int, wall_ns: int) -> Record:
+        """The record of one complete WebSocket message (text or binary) seen going `direction`."""
+        if direction not in (CLIENT, SERVER):
+            raise ValueError(f"direction must be client or server, not {direction!r}")
+        size = len(data)
+        if not is_text:
+            return self._record(mono_ns, wall_ns, direction, BINARY, None, None, None, "", bytes(data), None, size)
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError:
+            return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, "", bytes(data),
+                                None, size)
+        text = self.redactor.text(text)
+        try:
+            event = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            event = None
+        kind = event.get("type") if isinstance(event, dict) else None
+        if not isinstance(kind, str):
+            return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, text, None, None, size)
+        response_id = _str_or_none(event.get("response_id"))
+        if response_id is None and kind in _RESPONSE_OBJECT_TYPES and isinstance(event.get("response"), dict):
+            response_id = _str_or_none(event["response"].get("id"))
+        item_id = _str_or_none(event.get("item_id"))
+        if item_id is None and isinstance(event.get("item"), dict):
+            item_id = _str_or_none(event["item"].get("id"))
+        payload, audio, audio_at = text, None, None
+        b64 = _audio_value(kind, event)
+        cut = cut_audio(text, b64) if b64 else None
+        if cut is not None:
+            payload, audio, audio_at = cut
+            if not self.keep_audio:
+                audio = None
+        return self._record(mono_ns, wall_ns, direction, kind, _str_or_none(event.get("event_id")), response_id,
+                            item_id, payload, audio, audio_at, size)
+
+    def lifecycle(self, kind: str, info: dict[str, Any], mono_ns: int, wall_ns: int) -> Record:
+        """A `proxy.*` record whose payload is `info` as JSON, redacted like any payload."""
+        payload = self.redactor.text(orjson.dumps(info).decode())
+        return self._record(mono_ns, wall_ns, PROXY, kind, None, None, None, payload, None, None, len(payload))
+
+    def open(self, info: dict[str, Any], mono_ns: int, wall_ns: int) -> Record:
+        """The `proxy.open` record. `info["headers"]` is a list of (name, value) pairs as sent upstream;
+        their secrets are learned (scrubbed from every later record) and masked in this one."""
+        info = dict(info)
+        headers = info.get("headers") or []
+        for name, value in headers:
+            for secret in redact.header_secrets(name, value):
+                self.redactor.learn(secret)
+        info["headers"] = [[name, redact.redact_header(name, value)] for name, value in headers]
+        if isinstance(info.get("subprotocol"), str):
+            info["subprotocol"] = redact.redact_subprotocol(info["subprotocol"])
+        return self.lifecycle(PROXY_OPEN, info, mono_ns, wall_ns)

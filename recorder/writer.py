@@ -1,0 +1,317 @@
+"""Getting records onto disk without slowing the forwarding path.
+
+`ArchiveWriter` owns one writer thread and one bounded queue shared by all sessions:
+  - the event loop only appends records to the queue (`SessionHandle.message`, `.lifecycle`, …);
+  - the thread wakes every half flush interval (or sooner when much is queued), appends the queued
+    records to each session's journal (`archive.journal_path`, an Arrow IPC stream) with a plain write,
+    fsyncs journals at least once per flush interval, and turns a journal into Parquet when its session
+    ends. A process killed with `kill -9` keeps whatever was written; the OS has it.
+  - Backpressure, never silent loss: when the queue holds more than `high_water` bytes, every session
+    that adds a record is paused (its `on_pause` callback stops reading its sockets) until the queue is
+    below `low_water`. The cap is soft: records that arrive in the same socket read are still queued.
+  - A journal write that fails (disk full) is rolled back to the last complete batch; the records in it
+    are counted as lost, and a `proxy.error` record with the count is written once writing works again.
+
+A journal holds an exclusive `flock` while open, so `archive.recover` never finalizes a live session.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from recorder import archive
+from recorder.core import Record, SessionRecorder
+from recorder.schema import CLIENT, EVENT_SCHEMA, PROXY_CLOSE, PROXY_ERROR, SERVER, new_session_id
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_MESSAGE = EVENT_SCHEMA.serialize().to_pybytes()
+_WAKE_BYTES = 1 << 20  # wake the writer early once this much is queued
+_RECORD_OVERHEAD = 128  # bytes counted per record on top of payload and audio
+
+
+def records_to_batch(rows: list[Record]) -> pa.RecordBatch:
+    columns = list(zip(*rows))
+    arrays = [pa.array(col, type=field.type) for col, field in zip(columns, EVENT_SCHEMA)]
+    return pa.RecordBatch.from_arrays(arrays, schema=EVENT_SCHEMA)
+
+
+class JournalFile:
+    """An open session's journal: an Arrow IPC stream appended batch by batch, locked while open."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._size = 0  # bytes of complete messages on disk
+        self.dirty = False
+
+    def append(self, data: bytes) -> None:
+        """Write `data` whole, or roll the file back to its last complete message and raise OSError."""
+        if self._size == 0:
+            data = _SCHEMA_MESSAGE + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            os.ftruncate(self._fd, self._size)
+            os.lseek(self._fd, self._size, os.SEEK_SET)
+            raise
+        self._size += len(data)
+        self.dirty = True
+
+    def sync(self) -> None:
+        if self.dirty:
+            os.fsync(self._fd)
+            self.dirty = False
+
+    def close(self) -> None:
+        self.sync()
+        os.close(self._fd)  # releases the lock
+
+
+class SessionHandle:
+    """One session's recording: a `SessionRecorder` whose records go to the writer's queue.
+
+    Call from the event loop thread only. `on_pause`/`on_resume` are called when the writer wants this
+    session to stop/restart reading from its peers (set them before recording).
+    """
+
+    def __init__(self, writer: ArchiveWriter, recorder: SessionRecorder) -> None:
+        self._writer = writer
+        self.recorder = recorder
+        self.session_id = recorder.session_id
+        self.on_pause: Callable[[], None] = lambda: None
+        self.on_resume: Callable[[], None] = lambda: None
+        self.closed = False
+
+    def message(self, direction: str, data: bytes, is_text: bool, mono_ns: int | None = None,
+                wall_ns: int | None = None) -> None:
+        mono_ns = time.monotonic_ns() if mono_ns is None else mono_ns
+        wall_ns = time.time_ns() if wall_ns is None else wall_ns
+        self._writer._put(self, self.recorder.message(direction, data, is_text, mono_ns, wall_ns))
+
+    def client(self, text: str) -> None:
+        """Record a text message the client sent (for tools that drive a session themselves)."""
+        self.message(CLIENT, text.encode(), True)
+
+    def server(self, text: str) -> None:
+        """Record a text message the server sent."""
+        self.message(SERVER, text.encode(), True)
+
+    def lifecycle(self, kind: str, info: dict[str, Any], mono_ns: int | None = None,
+                  wall_ns: int | None = None) -> None:
+        mono_ns = time.monotonic_ns() if mono_ns is None else mono_ns
+        wall_ns = time.time_ns() if wall_ns is None else wall_ns
+        self._writer._put(self, self.recorder.lifecycle(kind, info, mono_ns, wall_ns))
+
+    def close(self, info: dict[str, Any] | None = None) -> None:
+        """Record `proxy.close` (payload `info`) and end the session: its journal becomes Parquet."""
+        if self.closed:
+            return
+        self.lifecycle(PROXY_CLOSE, info or {})
+        self.closed = True
+        self._writer._finish(self)
+
+    def report_loss(self, lost: int, error: str) -> None:
+        if not self.closed:
+            self.lifecycle(PROXY_ERROR, {"error": f"journal write failed: {error}", "lost_records": lost})
+
+
+class ArchiveWriter:
+    """Writes sessions into the archive at `out`. Use as `async with ArchiveWriter(out) as writer:`.
+
+    Public counters: `queued_bytes`, `peak_queued_bytes`, `pauses` (times sessions were paused),
+    `lost_records` (lost to write failures), `errors` (messages about files that could not be written).
+    """
+
+    def __init__(self, out: Path, audio: str = "keep", flush_interval: float = 0.5,
+                 high_water: int = 16 << 20, low_water: int | None = None) -> None:
+        if flush_interval <= 0:
+            raise ValueError("flush_interval must be positive")
+        self.out = Path(out)
+        self.audio = audio
+        self.flush_interval = flush_interval
+        self.high_water = high_water
+        self.low_water = high_water // 4 if low_water is None else low_water
+        self.queued_bytes = 0
+        self.peak_queued_bytes = 0
+        self.pauses = 0
+        self.lost_records = 0
+        self.errors: list[str] = []
+        self._queue: collections.deque[tuple[SessionHandle, Record | None, int]] = collections.deque()
+        self._paused: set[SessionHandle] = set()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._done: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> ArchiveWriter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._done = self._loop.create_future()
+        self._thread = threading.Thread(target=self._run, name="rtreplay-writer", daemon=True)
+        self._thread.start()
+
+    def open_session(self, open_info: dict[str, Any] | None = None, session_id: str | None = None,
+                     at: tuple[int, int] | None = None) -> SessionHandle:
+        """Start a session; records `proxy.open` with `open_info` unless it is None.
+
+        `open_info["headers"]`, if present, is a list of (name, value) pairs: their secrets are masked
+        and scrubbed from every later record of the session. `at` is (monotonic ns, epoch ns) of the
+        opening, default now.
+        """
+        handle = SessionHandle(self, SessionRecorder(session_id or new_session_id(), self.audio))
+        if open_info is not None:
+            mono, wall = at or (time.monotonic_ns(), time.time_ns())
+            self._put(handle, handle.recorder.open(open_info, mono, wall))
+        return handle
+
+    async def close(self) -> None:
+        """Write everything queued, finalize every session still open, stop the thread."""
+        if self._done is None or self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        await self._done
+
+    # -- loop thread -----------------------------------------------------------------------------------
+
+    def _put(self, handle: SessionHandle, record: Record) -> None:
+        size = _RECORD_OVERHEAD + len(record[9]) + (len(record[10]) if record[10] is not None else 0)
+        self._queue.append((handle, record, size))
+        self.queued_bytes += size
+        if self.queued_bytes > self.peak_queued_bytes:
+            self.peak_queued_bytes = self.queued_bytes
+        if self.queued_bytes > _WAKE_BYTES:
+            self._wake.set()
+        if self.queued_bytes > self.high_water and handle not in self._paused and not handle.closed:
+            self._paused.add(handle)
+            self.pauses += 1
+            handle.on_pause()
+
+    def _finish(self, handle: SessionHandle) -> None:
+        self._queue.append((handle, None, 0))
+        self._wake.set()
+        self._paused.discard(handle)
+
+    def _drained(self, size: int) -> None:
+        self.queued_bytes -= size
+        if self.queued_bytes <= self.low_water and self._paused:
+            paused, self._paused = self._paused, set()
+            for handle in paused:
+                handle.on_resume()
+
+    def _call_in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed: nobody left to tell
+            pass
+
+    # -- writer thread ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        journals: dict[str, JournalFile] = {}
+        lost: dict[str, tuple[int, str]] = {}
+        last_sync = time.monotonic()
+        try:
+            while True:
+                self._wake.wait(self.flush_interval / 2)
+                self._wake.clear()
+                stopping = self._stopping
+                items = []
+                while self._queue:
+                    items.append(self._queue.popleft())
+                if items:
+                    self._write(items, journals, lost)
+                    self._call_in_loop(self._drained, sum(size for _, _, size in items))
+                if time.monotonic() - last_sync >= self.flush_interval / 2 or stopping:
+                    for journal in journals.values():
+                        self._guard(journal.path, journal.sync)
+                    last_sync = time.monotonic()
+                if stopping and not self._queue:
+                    break
+            for session_id in list(journals):
+                self._finalize(session_id, journals, lost, None)
+        finally:
+            self._call_in_loop(self._done.set_result, None)  # type: ignore[union-attr]
+
+    def _write(self, items: list[tuple[SessionHandle, Record | None, int]], journals: dict[str, JournalFile],
+               lost: dict[str, tuple[int, str]]) -> None:
+        """Append queued records to their journals, session by session, in queue order."""
+        pending: dict[str, list[Record]] = {}
+        handles: dict[str, SessionHandle] = {}
+        for handle, record, _ in items:
+            sid = handle.session_id
+            handles[sid] = handle
+            if record is not None:
+                pending.setdefault(sid, []).append(record)
+                continue
+            self._append(sid, pending.pop(sid, []), journals, lost, handle)
+            self._finalize(sid, journals, lost, handle)
+        for sid, rows in pending.items():
+            self._append(sid, rows, journals, lost, handles[sid])
+
+    def _append(self, sid: str, rows: list[Record], journals: dict[str, JournalFile],
+                lost: dict[str, tuple[int, str]], handle: SessionHandle) -> None:
+        if not rows:
+            return
+        try:
+            journal = journals.get(sid)
+            if journal is None:
+                journal = journals[sid] = JournalFile(archive.journal_path(self.out, sid))
+            journal.append(records_to_batch(rows).serialize().to_pybytes())
+        except OSError as exc:
+            count, _ = lost.get(sid, (0, ""))
+            lost[sid] = (count + len(rows), str(exc))
+            self.lost_records += len(rows)
+            log.error("session %s: %d records lost: %s", sid, len(rows), exc)
+            return
+        if sid in lost and not handle.closed:
+            count, error = lost.pop(sid)
+            self._call_in_loop(handle.report_loss, count, error)
+
+    def _finalize(self, sid: str, journals: dict[str, JournalFile], lost: dict[str, tuple[int, str]],
+                  handle: SessionHandle | None) -> None:
+        """Close a session's journal and turn it into Parquet (the loop no longer uses its recorder)."""
+        if sid in lost and handle is not None:
+            count, error = lost.pop(sid)
+            now = (time.monotonic_ns(), time.time_ns())
+            record = handle.recorder.lifecycle(
+                PROXY_ERROR, {"error": f"journal write failed: {error}", "lost_records": count}, *now)
+            self._append(sid, [record], journals, lost, handle)
+        journal = journals.pop(sid, None)
+        if journal is None:
+            return
+        if self._guard(journal.path, journal.close):
+            self._guard(journal.path, lambda: archive.finalize_journal(journal.path, self.out))
+
+    def _guard(self, path: Path, action: Callable[[], object]) -> bool:
+        try:
+            action()
+            return True
+        except (OSError, archive.ArchiveError) as exc:
+            self.errors.append(f"{path}: {exc}")
+            log.error("%s: %s", path, exc)
+            return False
