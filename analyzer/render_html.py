@@ -25,7 +25,8 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px au
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd}
 .headline{font-size:16px;font-weight:600;background:#f5f5f5;border-left:4px solid #c62828;padding:10px 14px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
-th{background:#fafafa} td.l,th.l{text-align:left} code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+th{background:#fafafa;white-space:nowrap} td{white-space:nowrap;vertical-align:top} td.l,th.l{text-align:left}
+td.wrap{white-space:normal;min-width:160px} code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 pre{white-space:pre-wrap;word-break:break-all;margin:0;max-width:640px} tr.mark{background:#fff3e0}
 .legend span{display:inline-block;margin-right:14px} .legend i{display:inline-block;width:11px;height:11px;margin-right:4px}
 .muted{color:#777} svg text{font-family:system-ui,sans-serif}
@@ -114,7 +115,7 @@ def _groups_table(report: Report) -> str:
         errors = escape("; ".join(error_text(e) for e in g.top_errors))
         rows.append(f'<tr><td class="l"><code>{escape(g.form)}</code></td>{cells}<td>{g.requests}</td>{counts}'
                     f'<td>{pct(g.failure_rate)}</td><td>{interval_text(g.interval)}</td><td>{forced_text(g)}</td>'
-                    f'<td class="l">{errors}</td></tr>')
+                    f'<td class="l wrap">{errors}</td></tr>')
     return (f'<table><tr><th class="l">form</th>{splits}{head}<th class="l">top errors</th></tr>'
             + "".join(rows) + "</table>")
 

@@ -40,8 +40,10 @@ def wilson(failures: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # Clamp rounding noise so 0/n starts at exactly 0 and n/n ends at exactly 1.
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The bounds are exactly 0 for 0/n and exactly 1 for n/n; say so instead of keeping rounding noise.
+    low = 0.0 if failures == 0 else max(0.0, centre - half)
+    high = 1.0 if failures == n else min(1.0, centre + half)
+    return low, high
 
 
 # --- splits -------------------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ def pct(x: float | None) -> str:
     """A rate as a short percentage; one decimal only where rounding would say 0% or 100% wrongly."""
     if x is None:
         return "n/a"
-    v = x * 100
+    v = round(x * 100, 1)
     if 0 < v < 1 or 99 < v < 100:
         return f"{v:.1f}%"
     return f"{v:.0f}%"
