@@ -47,6 +47,11 @@ class Conversation:
         self._by_id[item["id"]] = item
         return self._items[position - 1]["id"] if position else None
 
+    def previous_id(self, item_id: str) -> str | None:
+        """The id of the item just before `item_id` (None when it is first)."""
+        position = self._items.index(self._by_id[item_id])
+        return self._items[position - 1]["id"] if position else None
+
     def delete(self, item_id: str) -> None:
         self._items.remove(self._by_id.pop(item_id))
 

@@ -40,7 +40,7 @@ def respond(context: list[dict], instructions: str, tools: list[dict], tool_choi
     wants_summary = "summar" in instructions.lower()
     named = [name for name in functions if _names(said, name)]
 
-    choice: str | None
+    choice: str | None  # the function to call, if any
     if isinstance(tool_choice, dict):
         choice = tool_choice["name"] if tool_choice.get("type") == "function" else None
     elif tool_choice == "required" and functions:
@@ -49,7 +49,7 @@ def respond(context: list[dict], instructions: str, tools: list[dict], tool_choi
         choice = named[0]
     else:
         choice = None
-    if choice is not None:
+    if choice in functions:
         basis = summary(context) if wants_summary else said
         value = arguments.fill(functions[choice].get("parameters") or {"type": "object"}, basis)
         return Call(choice, json.dumps(value, ensure_ascii=False))
