@@ -85,12 +85,12 @@ class SessionRecorder:
     (monotonic and epoch nanoseconds) at the moment the frame was received.
     """
 
-    def __init__(self, session_id: str, audio: str = "keep") -> None:
+    def __init__(self, session_id: str, audio: str = "keep", redactor: redact.Redactor | None = None) -> None:
         if audio not in ("keep", "drop"):
             raise ValueError(f"audio must be 'keep' or 'drop', not {audio!r}")
         self.session_id = session_id
         self.keep_audio = audio == "keep"
-        self.redactor = redact.Redactor()
+        self.redactor = redactor or redact.Redactor()
         self._seq = 0
 
     def _record(self, mono_ns: int, wall_ns: int, direction: str, kind: str, event_id: str | None,

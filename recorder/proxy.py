@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from websockets.frames import Close
 
-from recorder import archive, tap
+from recorder import archive, redact, tap
 from recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
 from recorder.writer import ArchiveWriter, SessionHandle
 
@@ -348,6 +348,9 @@ class Proxy:
         self.upstream = Upstream.parse(upstream)
         self.writer = writer
         self.authorization = authorization
+        if authorization:
+            for secret in redact.header_secrets("authorization", authorization):
+                writer.known_secrets.append(secret)
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.sessions: set[_Session] = set()
         self.loop = asyncio.get_running_loop()

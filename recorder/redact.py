@@ -56,16 +56,24 @@ def header_secrets(name: str, value: str) -> list[str]:
     return []
 
 
-class Redactor:
-    """Scrubs payload text: the fixed patterns above plus the literal secrets it has learned."""
+MAX_KNOWN = 64  # literal secrets remembered; the oldest are forgotten first
 
-    def __init__(self) -> None:
-        self._known: list[str] = []
+
+class Redactor:
+    """Scrubs payload text: the fixed patterns above plus the literal secrets it has learned.
+
+    Redactors created with the same `known` list share what they learn: a proxy scrubs a key seen in
+    one session from every session.
+    """
+
+    def __init__(self, known: list[str] | None = None) -> None:
+        self._known: list[str] = [] if known is None else known
 
     def learn(self, secret: str) -> None:
         # Very short "secrets" would blank out ordinary text; real keys are long.
         if len(secret) >= 8 and secret not in self._known:
             self._known.append(secret)
+            del self._known[:-MAX_KNOWN]
 
     def text(self, text: str) -> str:
         """`text` with every secret replaced by `MARK`. Cheap when there is nothing to redact."""

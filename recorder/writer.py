@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from recorder import archive
 from recorder.core import Record, SessionRecorder
+from recorder.redact import Redactor
 from recorder.schema import CLIENT, EVENT_SCHEMA, PROXY_CLOSE, PROXY_ERROR, SERVER, new_session_id
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class SessionHandle:
 class ArchiveWriter:
     """Writes sessions into the archive at `out`. Use as `async with ArchiveWriter(out) as writer:`.
 
+    Secrets learned in any session are scrubbed from all of them (`known_secrets`).
     Public counters: `queued_bytes`, `peak_queued_bytes`, `pauses` (times sessions were paused),
     `lost_records` (lost to write failures), `errors` (messages about files that could not be written).
     """
@@ -151,6 +153,7 @@ class ArchiveWriter:
         self.pauses = 0
         self.lost_records = 0
         self.errors: list[str] = []
+        self.known_secrets: list[str] = []  # shared by every session's redactor
         self._queue: collections.deque[tuple[SessionHandle, Record | None, int]] = collections.deque()
         self._paused: set[SessionHandle] = set()
         self._wake = threading.Event()
@@ -181,7 +184,8 @@ class ArchiveWriter:
         and scrubbed from every later record of the session. `at` is (monotonic ns, epoch ns) of the
         opening, default now.
         """
-        handle = SessionHandle(self, SessionRecorder(session_id or new_session_id(), self.audio))
+        redactor = Redactor(self.known_secrets)
+        handle = SessionHandle(self, SessionRecorder(session_id or new_session_id(), self.audio, redactor))
         if open_info is not None:
             mono, wall = at or (time.monotonic_ns(), time.time_ns())
             self._put(handle, handle.recorder.open(open_info, mono, wall))
@@ -203,7 +207,7 @@ class ArchiveWriter:
         self.queued_bytes += size
         if self.queued_bytes > self.peak_queued_bytes:
             self.peak_queued_bytes = self.queued_bytes
-        if self.queued_bytes > _WAKE_BYTES:
+        if self.queued_bytes > min(_WAKE_BYTES, self.high_water):
             self._wake.set()
         if self.queued_bytes > self.high_water and handle not in self._paused and not handle.closed:
             self._paused.add(handle)
