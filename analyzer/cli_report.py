@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -14,37 +16,65 @@ from analyzer.model import Request
 from analyzer.render import render_csv, render_json, render_markdown, render_table
 from analyzer.render_html import render_html
 from analyzer.report import SPLIT_HELP, Filters, ReportError, build_report, parse_splits, parse_time
-from analyzer.report_timelines import load_timelines
+from analyzer.report_timelines import load_timelines, session_of
 from recorder.archive import ArchiveError, archive_files
 
 FORMATS = {"json": render_json, "csv": render_csv, "markdown": render_markdown}
 
 
+BATCHES = 100  # progress steps; files are matched in this many batches of whole sessions
+
+
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Progress | None]:
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A function advancing a progress bar on stderr by a number of files (a no-op when disabled)."""
     if not enabled:
-        yield None
+        yield lambda _n: None
         return
     bar = Progress(TextColumn("reading archive"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
     with bar:
-        bar.add_task("read", total=total)
-        yield bar
+        task = bar.add_task("read", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _session_batches(files: list[Path]) -> list[list[Path]]:
+    """Files in about `BATCHES` batches, the parts of one session always in the same batch."""
+    by_session: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        by_session[session_of(f)].append(f)
+    groups = list(by_session.values())
+    size = max(1, -(-len(groups) // BATCHES))
+    return [[f for g in groups[i:i + size] for f in g] for i in range(0, len(groups), size)]
 
 
 def load_requests(root: Path, sessions: Sequence[str], show_progress: bool | None) -> tuple[list[Request], list[str]]:
-    """Requests of the archive at `root` (only `sessions` if given) and the problems met reading it."""
-    from analyzer import match  # imported here: the report needs it only when reading an archive
+    """Requests of the archive at `root` (only `sessions` if given) and the problems met reading it.
 
-    files, problems = archive_files(root)
+    Files are scanned and matched batch by batch (whole sessions per batch), which drives the progress
+    bar; only the rows matching needs are read (analyzer.match), so memory follows the number of requests.
+    """
+    files, skipped = archive_files(root)
     if not files:
         raise ArchiveError(f"{root}: no archive files here (expected events/**/*.parquet or journal/*.arrows); "
                            "record some with `rtreplay proxy --out DIR`")
+    from analyzer import load, match  # imported late: the report itself reads no archive
+
+    found: list[Request] = []
+    problems = [str(p) for p in skipped]
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(enabled, len(files)) as bar:
-        found = match.requests(root, sessions=list(sessions) or None, on_file=(lambda _path: bar.advance(0))
-                               if bar else None)
-    return found, [str(p) for p in problems]
+    with _progress(enabled, len(files)) as advance:
+        for batch in _session_batches(files):
+            frames = []
+            for f in batch:
+                scanned = load.scan(f)
+                problems += [str(p) for p in scanned.problems]
+                frames.append(scanned.frame)
+            result = match.match(pl.concat(frames, how="vertical"), sessions=list(sessions) or None)
+            found += result.requests
+            problems += [str(p) for p in result.problems]
+            advance(len(batch))
+    return found, problems
 
 
 @click.command()

@@ -76,7 +76,8 @@ def render_json(report: Report) -> str:
 
 
 def error_text(e: ErrorCount) -> str:
-    label = (e.error_type or "?") + (f"/{e.error_code}" if e.error_code else "")
+    """`code ×n` (the type when there is no code), prefixed `rejected` for rejections; JSON keeps both."""
+    label = e.error_code or e.error_type or "?"
     return f"{'rejected ' if e.outcome == 'rejected' else ''}{label} ×{e.count}"
 
 

@@ -24,7 +24,7 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd}
 .headline{font-size:16px;font-weight:600;background:#f5f5f5;border-left:4px solid #c62828;padding:10px 14px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
+table{border-collapse:collapse;font-size:13px;margin:8px 0;display:block;overflow-x:auto;max-width:100%} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#fafafa;white-space:nowrap} td{white-space:nowrap;vertical-align:top} td.l,th.l{text-align:left}
 td.wrap{white-space:normal;min-width:160px} code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 pre{white-space:pre-wrap;word-break:break-all;margin:0;max-width:640px} tr.mark{background:#fff3e0}
@@ -77,7 +77,7 @@ def time_chart(report: Report) -> str:
     buckets = report.over_time
     left, width, height, top = 50, 860, 220, 10
     peak = max((sum(b.outcomes.values()) for b in buckets), default=0) or 1
-    step = width / max(len(buckets), 1)
+    step = min(width / max(len(buckets), 1), 48)  # a few buckets make narrow bars, not slabs
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 10}" height="{height + 50}" '
              f'role="img" aria-label="outcomes over time">']
     for frac in (0, 0.5, 1):

@@ -34,7 +34,8 @@ class TimelineEvent:
     gap: int = 0
 
 
-def _session_of(path: Path) -> str:
+def session_of(path: Path) -> str:
+    """The session id an archive file is named after (parts and suffixes removed)."""
     name = path.name
     for suffix in (PARQUET_SUFFIX, JOURNAL_SUFFIX):
         name = name.removesuffix(suffix)
@@ -74,7 +75,7 @@ def load_timelines(
     files, _ = archive_files(Path(root))
     rows: dict[str, list[dict]] = defaultdict(list)
     for path in files:
-        wanted = by_session.get(_session_of(path))
+        wanted = by_session.get(session_of(path))
         if not wanted:
             continue
         windows = [_window(r, before, after) for r in wanted]
@@ -82,7 +83,7 @@ def load_timelines(
             table = _read_rows(path, min(w[0] for w in windows), max(w[1] for w in windows))
         except ArchiveError:
             continue
-        rows[_session_of(path)] += table.to_pylist()
+        rows[session_of(path)] += table.to_pylist()
     out: dict[str, list[TimelineEvent]] = {}
     for r in chosen:
         lo, hi = _window(r, before, after)
