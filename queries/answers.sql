@@ -1,0 +1,88 @@
+-- answers: every server event that can answer a request, and the request it answers (NULL: none).
+-- Answers: "what did the server do with request X, and which responses did nobody ask for?"
+-- Implements docs/definitions.md, "Matching": (1) an `error` whose error.event_id equals a request's
+-- non-null event_id rejects that request (first such error after it; rule `event_id`); (2) the other
+-- requests are matched first-in-first-out, per session, with the ordered answers (`response.created`, and
+-- `error`s with null error.event_id whose code is conversation_already_has_active_response or whose param
+-- starts with "response."). The queue counter of the definition is computed with window functions: give
+-- waiting requests +1 and ordered answers -1, and let x be the running sum in seq order. An answer finds
+-- the queue empty exactly when x falls to a new minimum below 0 (waiting = x - min(0, min x so far)); the
+-- other answers, in order, answer the waiting requests in order.
+-- Relies on: requests (session_id, seq, event_id); events.direction, type, seq, mono_ns, response_id,
+-- payload ($.error.event_id, type, code, param; $.response.metadata of response.created).
+WITH errors_seen AS (
+    SELECT
+        session_id, seq, mono_ns,
+        json_extract_string(payload, '$.error.event_id') AS for_event_id,
+        json_extract_string(payload, '$.error.type') AS error_type,
+        json_extract_string(payload, '$.error.code') AS error_code,
+        json_extract_string(payload, '$.error.param') AS error_param
+    FROM events
+    WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
+),
+created AS (
+    SELECT session_id, seq, mono_ns, response_id,
+           CASE WHEN json_valid(payload) THEN json_extract(payload, '$.response.metadata') END AS echoed_metadata
+    FROM events
+    WHERE direction = 'server' AND type = 'response.created'
+),
+answer_events AS (
+    SELECT session_id, seq, mono_ns, 'response.created' AS answer_type, response_id, echoed_metadata,
+           NULL AS error_type, NULL AS error_code
+    FROM created
+    UNION ALL
+    SELECT session_id, seq, mono_ns, 'error', NULL, NULL, error_type, error_code FROM errors_seen
+),
+rejected_by_id AS (
+    SELECT r.session_id, r.seq AS request_seq, min(e.seq) AS answer_seq
+    FROM requests r
+    JOIN errors_seen e ON e.session_id = r.session_id AND e.for_event_id = r.event_id AND e.seq > r.seq
+    GROUP BY r.session_id, r.seq
+),
+stream AS (
+    SELECT r.session_id, r.seq, 1 AS step
+    FROM requests r ANTI JOIN rejected_by_id x ON x.session_id = r.session_id AND x.request_seq = r.seq
+    UNION ALL
+    SELECT session_id, seq, -1 FROM created
+    UNION ALL
+    SELECT session_id, seq, -1 FROM errors_seen
+    WHERE for_event_id IS NULL
+      AND (error_code = 'conversation_already_has_active_response' OR starts_with(error_param, 'response.'))
+),
+counted AS (
+    SELECT *, sum(step) OVER (PARTITION BY session_id ORDER BY seq) AS x FROM stream
+),
+floored AS (
+    SELECT *, least(0, coalesce(min(x) OVER (PARTITION BY session_id ORDER BY seq
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS floor
+    FROM counted
+),
+queued AS (  -- waiting requests, numbered in order
+    SELECT session_id, seq, row_number() OVER (PARTITION BY session_id ORDER BY seq) AS n
+    FROM floored WHERE step = 1
+),
+ordered AS (  -- ordered answers; those that found a request waiting are numbered in order
+    SELECT session_id, seq, x >= floor AS matched,
+           row_number() OVER (PARTITION BY session_id, x >= floor ORDER BY seq) AS n
+    FROM floored WHERE step = -1
+),
+answered AS (
+    SELECT o.session_id, o.seq AS answer_seq, q.seq AS request_seq, 'order' AS rule
+    FROM ordered o LEFT JOIN queued q ON o.matched AND q.session_id = o.session_id AND q.n = o.n
+    UNION ALL
+    SELECT session_id, answer_seq, request_seq, 'event_id' FROM rejected_by_id
+)
+SELECT
+    a.session_id,
+    a.answer_seq,
+    e.answer_type,
+    a.request_seq,
+    CASE WHEN a.request_seq IS NOT NULL THEN a.session_id || ':' || a.request_seq END AS request_id,
+    a.rule,
+    e.mono_ns,
+    e.response_id,
+    e.echoed_metadata,
+    e.error_type,
+    e.error_code
+FROM answered a
+JOIN answer_events e ON e.session_id = a.session_id AND e.seq = a.answer_seq

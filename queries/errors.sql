@@ -1,0 +1,55 @@
+-- errors: every error the archive holds, one row each, whatever carried it.
+-- Answers: "what went wrong, where, and which request caused it?" `source` is `error` (a server error
+-- event), `response.done` (a response that ended `failed`), `transcription` (input audio transcription
+-- failed) or `proxy` (the proxy's own proxy.error / proxy.upstream_rejected records; `message` is their
+-- payload). `caused_by` is the type of the client event whose event_id the error names; `request_id` is
+-- set when the error answered (rejected) a request, see answers.sql.
+-- Relies on: events.direction, type, seq, ts, event_id, response_id, item_id, payload ($.error.* ;
+-- $.response.status_details.error.*); answers.
+WITH client_ids AS (
+    SELECT session_id, event_id, arg_min(type, seq) AS type
+    FROM events WHERE direction = 'client' AND event_id IS NOT NULL
+    GROUP BY ALL
+),
+error_events AS (
+    SELECT session_id, seq, ts, 'error' AS source,
+           payload ->> '$.error.type' AS error_type, payload ->> '$.error.code' AS error_code,
+           payload ->> '$.error.message' AS message, payload ->> '$.error.param' AS param,
+           payload ->> '$.error.event_id' AS client_event_id, response_id, item_id
+    FROM events WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
+),
+failed_responses AS (
+    SELECT session_id, seq, ts, 'response.done' AS source,
+           payload ->> '$.response.status_details.error.type' AS error_type,
+           payload ->> '$.response.status_details.error.code' AS error_code,
+           payload ->> '$.response.status_details.error.message' AS message,
+           NULL AS param, NULL AS client_event_id, response_id, item_id
+    FROM events
+    WHERE direction = 'server' AND type = 'response.done' AND json_valid(payload)
+      AND payload ->> '$.response.status' = 'failed'
+),
+transcription AS (
+    SELECT session_id, seq, ts, 'transcription' AS source,
+           payload ->> '$.error.type', payload ->> '$.error.code', payload ->> '$.error.message',
+           payload ->> '$.error.param', NULL, response_id, item_id
+    FROM events
+    WHERE direction = 'server' AND type = 'conversation.item.input_audio_transcription.failed'
+      AND json_valid(payload)
+),
+proxy AS (
+    SELECT session_id, seq, ts, 'proxy' AS source, type, NULL, payload, NULL, NULL, response_id, item_id
+    FROM events WHERE direction = 'proxy' AND type IN ('proxy.error', 'proxy.upstream_rejected')
+),
+all_errors AS (
+    SELECT * FROM error_events
+    UNION ALL SELECT * FROM failed_responses
+    UNION ALL SELECT * FROM transcription
+    UNION ALL SELECT * FROM proxy
+)
+SELECT
+    e.session_id, e.seq, e.ts, e.source, e.error_type, e.error_code, e.message, e.param,
+    e.client_event_id, c.type AS caused_by, a.request_id, e.response_id, e.item_id
+FROM all_errors e
+LEFT JOIN client_ids c ON e.source = 'error' AND c.session_id = e.session_id AND c.event_id = e.client_event_id
+LEFT JOIN answers a
+    ON e.source = 'error' AND a.answer_type = 'error' AND a.session_id = e.session_id AND a.answer_seq = e.seq

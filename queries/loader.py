@@ -1,0 +1,211 @@
+"""Register the SQL views of `queries/*.sql` over an archive, and run queries and canned reports on them.
+
+Files beside this module:
+    macros.sql           DuckDB macros the views share; run first
+    <view>.sql           one view each (a plain SELECT), created in the order of `VIEWS`
+    report_<name>.sql    one canned report each (a plain SELECT over the views)
+Every file opens with a comment saying what it answers and which columns it relies on.
+
+The archive root is substituted in one place, the `{events_source}` of events.sql (`events_source`). Open
+sessions (journals, Arrow IPC streams) cannot be read from SQL in every DuckDB build, so `connect` reads them
+with `recorder.archive` and registers them as an Arrow table that `events` unions in; the script printed by
+`view_script` (for the plain `duckdb` CLI) reads finished sessions only and says so.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem, archive_files, read_file
+
+QUERIES_DIR = Path(__file__).parent
+MACROS = "macros"
+# Views in dependency order: each reads only those before it.
+VIEWS: tuple[str, ...] = (
+    "events", "session_config", "sessions", "requests", "answers", "responses", "outcomes", "tool_calls",
+    "errors", "turns",
+)
+REPORT_PREFIX = "report_"
+LOADED_TABLE = "rtreplay_loaded_events"  # journals (or a table given to `connect`), registered from Python
+
+
+class SqlError(Exception):
+    """A query, view or archive problem, as one line that names the view, column or file at fault."""
+
+
+def one_line(exc: BaseException) -> str:
+    """DuckDB's message without the query echo: the first line, plus its 'Did you mean' / candidates hint."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    hints = [line for line in lines[1:] if line.startswith(("Did you mean", "Candidate bindings"))]
+    return "; ".join([lines[0], *hints])
+
+
+def _sql_file(name: str) -> Path:
+    return QUERIES_DIR / f"{name}.sql"
+
+
+def reports() -> tuple[str, ...]:
+    """Names of the canned reports (`report_<name>.sql`), sorted."""
+    return tuple(sorted(p.stem.removeprefix(REPORT_PREFIX) for p in QUERIES_DIR.glob(f"{REPORT_PREFIX}*.sql")))
+
+
+def report_sql(name: str) -> str:
+    """The SELECT of a canned report; SqlError naming the known reports when there is none by that name."""
+    path = _sql_file(REPORT_PREFIX + name)
+    if name not in reports():
+        raise SqlError(f"no report named {name!r}; reports: {', '.join(reports())}")
+    return path.read_text()
+
+
+def summary(name: str) -> str:
+    """The first header line of a view or report file, after its name: what it answers."""
+    stem = name if name in VIEWS or name == MACROS else REPORT_PREFIX + name
+    first = _sql_file(stem).read_text().splitlines()[0]
+    return first.removeprefix("--").strip().split(":", 1)[-1].strip()
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def parquet_source(root: Path) -> str:
+    """The read_parquet() call over an archive: every Parquet file under `root` (or `root` itself)."""
+    root = Path(root).resolve()
+    pattern = str(root) if root.is_file() else f"{root}/**/*{PARQUET_SUFFIX}"
+    return f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true)"
+
+
+def events_source(parquet: str | None, loaded: bool) -> str:
+    """What events.sql selects from: Parquet, the registered in-memory table, or both unioned by name."""
+    parts = [f"SELECT * FROM {parquet}"] if parquet else []
+    if loaded:
+        parts.append(f"SELECT * FROM {LOADED_TABLE}")
+    if not parts:
+        raise ValueError("events need a Parquet source or a loaded table")
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
+def _view_statements(source: str) -> list[tuple[str, str]]:
+    """(name, SQL) for the macros and every view, in the order they must run."""
+    statements = [(MACROS, _sql_file(MACROS).read_text())]
+    for view in VIEWS:
+        body = _sql_file(view).read_text()
+        if view == "events":
+            body = body.replace("{events_source}", source)
+        statements.append((view, f"CREATE OR REPLACE VIEW {view} AS\n{body.rstrip().rstrip(';')};\n"))
+    return statements
+
+
+def view_script(archive: str | Path) -> str:
+    """Every macro and view as one SQL script over `archive`'s Parquet files, for any DuckDB client.
+
+    Open journals are not included (see the module docstring); `rtreplay recover` turns them into Parquet.
+    """
+    root = Path(archive).resolve()
+    _split_files(root)  # the same checks (and errors) as `connect`
+    header = (
+        f"-- rtreplay SQL views over {root}\n"
+        "-- Run in any DuckDB client (duckdb CLI: .read this file). Finished sessions (Parquet) only;\n"
+        "-- open sessions (journal/*.arrows) are read by `rtreplay sql` and queries.connect() alone.\n"
+    )
+    return header + "\n".join(sql for _, sql in _view_statements(events_source(parquet_source(root), False)))
+
+
+def _split_files(root: Path) -> tuple[bool, list[Path]]:
+    """Whether `root` holds Parquet files, and its open journals; SqlError when it holds neither."""
+    try:
+        files, _ = archive_files(root)
+    except ArchiveError as exc:
+        raise SqlError(str(exc)) from None
+    parquet = any(p.name.endswith(PARQUET_SUFFIX) for p in files)
+    journals = [p for p in files if not p.name.endswith(PARQUET_SUFFIX)]
+    if not parquet and not journals:
+        raise SqlError(f"{root}: no archive files (no *{PARQUET_SUFFIX} under it and no open journals)")
+    return parquet, journals
+
+
+def _read_journals(journals: list[Path], on_problem: Callable[[ArchiveProblem], None] | None) -> pa.Table | None:
+    tables = []
+    for path in journals:
+        try:
+            table, note = read_file(path)
+        except ArchiveError as exc:
+            if on_problem:
+                on_problem(ArchiveProblem(str(path), str(exc).removeprefix(f"{path}: ")))
+            continue
+        if note and on_problem:
+            on_problem(ArchiveProblem(str(path), note))
+        tables.append(table)
+    return pa.concat_tables(tables) if tables else None
+
+
+def connect(
+    archive: str | Path | pa.Table,
+    *,
+    journals: bool = True,
+    on_problem: Callable[[ArchiveProblem], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every view of `queries/` registered over `archive`.
+
+    `archive` is an archive directory, one archive file, or an Arrow table of events (recorder.schema).
+    Open journals are read too unless `journals=False`; damaged or unreadable ones are reported to
+    `on_problem` and skipped. Timestamps come back in UTC. Raises SqlError (one line) when the archive has no
+    files or a view cannot be created over it.
+    """
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if isinstance(archive, pa.Table):
+        parquet, loaded = None, archive
+    else:
+        root = Path(archive)
+        has_parquet, journal_files = _split_files(root)
+        parquet = parquet_source(root) if has_parquet else None
+        loaded = _read_journals(journal_files, on_problem) if journals else None
+        if parquet is None and loaded is None:
+            raise SqlError(f"{root}: no readable archive files (only unreadable or skipped journals)")
+    if loaded is not None:
+        con.register(LOADED_TABLE, loaded)
+    for name, sql in _view_statements(events_source(parquet, loaded is not None)):
+        try:
+            con.execute(sql)
+        except duckdb.Error as exc:
+            con.close()
+            raise SqlError(f"view {name} ({_sql_file(name).name}): {one_line(exc)}") from None
+    return con
+
+
+def relation(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation | None:
+    """Run SQL (one or more statements) on a connection from `connect`; the last statement's rows, if any.
+
+    Errors come back as SqlError with DuckDB's message on one line.
+    """
+    try:
+        return con.sql(sql)
+    except duckdb.Error as exc:
+        raise SqlError(one_line(exc)) from None
+
+
+def frame(archive: str | Path | pa.Table, sql: str) -> pl.DataFrame:
+    """The result of `sql` over `archive`, with every view in place, as a polars DataFrame."""
+    con = connect(archive)
+    try:
+        rel = relation(con, sql)
+        if rel is None:
+            return pl.DataFrame()
+        try:
+            return rel.pl()
+        except duckdb.Error as exc:
+            raise SqlError(one_line(exc)) from None
+    finally:
+        con.close()
+
+
+def report(archive: str | Path | pa.Table, name: str) -> pl.DataFrame:
+    """A canned report (see `reports()`) over `archive`, as a polars DataFrame."""
+    return frame(archive, report_sql(name))
