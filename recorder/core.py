@@ -23,6 +23,7 @@ import binascii
 from typing import Any
 
 import orjson
+import pybase64
 
 from recorder import redact
 from recorder.schema import BINARY, CLIENT, INVALID_JSON, PROXY, PROXY_OPEN, SERVER
@@ -63,14 +64,18 @@ def cut_audio(text: str, b64: str) -> tuple[str, bytes, int] | None:
     """
     if not b64:
         return None
-    at = text.find(b64)
-    if at < 0:
-        return None
+    # Locate by a short prefix and confirm with a plain comparison: much cheaper than searching for
+    # the whole (often 32 KB+) value.
+    at = text.find(b64[:64])
+    if at < 0 or not text.startswith(b64, at):
+        at = text.find(b64)
+        if at < 0:
+            return None
     try:
-        audio = binascii.a2b_base64(b64, strict_mode=True)
+        audio = pybase64.b64decode(b64, validate=True)  # SIMD: ~40x CPython's binascii on 32 KB
     except (binascii.Error, ValueError):
         return None
-    # Strict decoding accepts only full, well-padded quanta; the last one may still carry non-zero
+    # Validated decoding accepts only full, well-padded quanta; the last one may still carry non-zero
     # padding bits ("QR==" decodes like "QQ=="), so re-encode it to check.
     tail_bytes = len(audio) - (len(b64) // 4 - 1) * 3
     if binascii.b2a_base64(audio[len(audio) - tail_bytes:], newline=False).decode() != b64[-4:]:
@@ -113,13 +118,13 @@ class SessionRecorder:
         except UnicodeDecodeError:
             return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, "", bytes(data),
                                 None, size)
-        text = self.redactor.text(text)
         try:
             event = orjson.loads(text)
         except orjson.JSONDecodeError:
             event = None
         kind = event.get("type") if isinstance(event, dict) else None
         if not isinstance(kind, str):
+            text = self.redactor.text(text)
             return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, text, None, None, size)
         response_id = _str_or_none(event.get("response_id"))
         if response_id is None and kind in _RESPONSE_OBJECT_TYPES and isinstance(event.get("response"), dict):
@@ -127,15 +132,21 @@ class SessionRecorder:
         item_id = _str_or_none(event.get("item_id"))
         if item_id is None and isinstance(event.get("item"), dict):
             item_id = _str_or_none(event["item"].get("id"))
-        payload, audio, audio_at = text, None, None
         b64 = _audio_value(kind, event)
         cut = cut_audio(text, b64) if b64 else None
-        if cut is not None:
-            payload, audio, audio_at = cut
+        redact_text = self.redactor.text
+        if cut is None:
+            payload, audio, audio_at = redact_text(text), None, None
+        else:
+            # Redact around the cut: base64 holds no secret pattern, and scanning it would be the cost.
+            rest, audio, at = cut
+            before = redact_text(rest[:at])
+            payload, audio_at = before + redact_text(rest[at:]), len(before)
             if not self.keep_audio:
                 audio = None
-        return self._record(mono_ns, wall_ns, direction, kind, _str_or_none(event.get("event_id")), response_id,
-                            item_id, payload, audio, audio_at, size)
+        ids = [_str_or_none(event.get("event_id")), response_id, item_id]
+        return self._record(mono_ns, wall_ns, direction, redact_text(kind),
+                            *(redact_text(i) if i else i for i in ids), payload, audio, audio_at, size)
 
     def lifecycle(self, kind: str, info: dict[str, Any], mono_ns: int, wall_ns: int) -> Record:
         """A `proxy.*` record whose payload is `info` as JSON, redacted like any payload."""

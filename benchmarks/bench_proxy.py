@@ -1,0 +1,264 @@
+"""Proxy overhead, side by side: direct connection vs a raw TCP relay vs the rtreplay proxy (audio kept).
+
+Three paths to one websockets echo server (its own process), each path in its own process, measured in
+interleaved rounds (the order shuffled every round) so that machine noise hits all three alike:
+  - latency: p50/p99 round trip of 300 B frames, 32 KB frames, and a 1-request-to-20-replies audio
+    stream (time to the 20th reply);
+  - throughput: MB/s of echoed 32 KB frames with 1, 8 and 32 connections (4 frames in flight each).
+Compression is off on every path (the cost measured is the relay's, not zlib's).
+
+    python benchmarks/bench_proxy.py            # short run (< 60 s)
+    python benchmarks/bench_proxy.py --long     # 5x the rounds
+    python benchmarks/bench_proxy.py --profile proxy.prof   # also cProfile the proxy process
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import logging
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import serve
+from websockets.sync.client import connect as sync_connect
+
+SMALL = '{"type":"conversation.item.create","event_id":"evt_%s","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"%s"}]}}'
+REQUEST = '{"type":"response.create","event_id":"evt_req"}'
+DELTA = '{"type":"response.output_audio.delta","event_id":"event_x","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"%s"}' % base64.b64encode(os.urandom(3600)).decode()
+
+
+def small_frame() -> str:
+    text = SMALL % ("a" * 21, "x")
+    return SMALL % ("a" * 21, "x" * (300 - len(text) + 1))
+
+
+def audio_frame(size: int = 32 * 1024) -> str:
+    head = '{"type":"input_audio_buffer.append","event_id":"evt_a","audio":"'
+    raw = (size - len(head) - 2) * 3 // 4
+    return head + base64.b64encode(os.urandom(raw)).decode() + '"}'
+
+
+# -- servers (each run in its own process) ----------------------------------------------------------
+
+async def serve_echo(port: int) -> None:
+    logging.getLogger("websockets.server").disabled = True  # readiness probes are not handshakes
+    async def handler(ws) -> None:
+        async for message in ws:
+            if message == REQUEST:
+                for _ in range(20):
+                    await ws.send(DELTA)
+            else:
+                await ws.send(message)
+
+    async with serve(handler, "127.0.0.1", port, max_size=None, compression=None):
+        await asyncio.Future()
+
+
+class _Relay(asyncio.Protocol):
+    """The minimal raw TCP relay: bytes in, same bytes out, with write-buffer backpressure."""
+
+    def __init__(self, peer: _Relay | None = None) -> None:
+        self.peer, self.transport = peer, None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.transport.write(data)
+
+    def connection_lost(self, exc) -> None:
+        if self.peer and self.peer.transport:
+            self.peer.transport.close()
+
+    def pause_writing(self) -> None:
+        self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.peer.transport.resume_reading()
+
+
+async def serve_relay(port: int, upstream: int) -> None:
+    loop = asyncio.get_running_loop()
+
+    class Accepted(_Relay):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            transport.pause_reading()
+            loop.create_task(self.dial())
+
+        async def dial(self) -> None:
+            _, self.peer = await loop.create_connection(lambda: _Relay(self), "127.0.0.1", upstream)
+            self.transport.resume_reading()
+
+    await loop.create_server(Accepted, "127.0.0.1", port)
+    await asyncio.Future()
+
+
+async def serve_proxy(port: int, upstream: int, out: str, profile: str | None) -> None:
+    from recorder.proxy import running
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    profiler = None
+    if profile:
+        import cProfile
+        profiler = cProfile.Profile()
+        profiler.enable()
+    async with running(f"ws://127.0.0.1:{upstream}", Path(out), listen=f"127.0.0.1:{port}", audio="keep"):
+        await stop.wait()
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
+
+
+# -- measuring ----------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int) -> None:
+    for _ in range(400):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return
+        except OSError:
+            time.sleep(0.025)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *args])
+
+
+def round_trips(ws, message: str, n: int, replies: int = 1) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        ws.send(message)
+        for _ in range(replies):
+            ws.recv()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+async def throughput(url: str, connections: int, seconds: float, frame: str) -> float:
+    """MB/s of echoed frames, each connection keeping 4 frames in flight."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one() -> None:
+        nonlocal done
+        async with connect(url, max_size=None, compression=None) as ws:
+            for _ in range(4):
+                await ws.send(frame)
+            while time.perf_counter() < deadline:
+                await ws.recv()
+                done += 1
+                await ws.send(frame)
+            for _ in range(4):
+                await ws.recv()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(connections)))
+    return done * len(frame) / (time.perf_counter() - start) / 1e6
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p * len(values)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--long", action="store_true", help="5x the rounds")
+    parser.add_argument("--profile", help="write a cProfile of the proxy process here")
+    parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-relay", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-proxy", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_echo:
+        return asyncio.run(serve_echo(args.serve_echo))
+    if args.serve_relay:
+        return asyncio.run(serve_relay(*args.serve_relay))
+    if args.serve_proxy:
+        port, upstream, out, profile = args.serve_proxy
+        return asyncio.run(serve_proxy(int(port), int(upstream), out, profile if profile != "-" else None))
+
+    rounds = 25 if args.long else 5
+    echo_port, relay_port, proxy_port = free_port(), free_port(), free_port()
+    out = tempfile.mkdtemp(prefix="rtreplay-bench-")
+    procs = [spawn("--serve-echo", str(echo_port)),
+             spawn("--serve-relay", str(relay_port), str(echo_port)),
+             spawn("--serve-proxy", str(proxy_port), str(echo_port), out, args.profile or "-")]
+    try:
+        for port in (echo_port, relay_port, proxy_port):
+            wait_port(port)
+        urls = {"direct": f"ws://127.0.0.1:{echo_port}/v1/realtime", "relay": f"ws://127.0.0.1:{relay_port}/v1/realtime",
+                "proxy": f"ws://127.0.0.1:{proxy_port}/v1/realtime?model=bench"}
+        scenarios = {"300 B": (small_frame(), 200, 1), "32 KB": (audio_frame(), 100, 1), "1 -> 20 audio": (REQUEST, 40, 20)}
+        latency = {(p, s): [] for p in urls for s in scenarios}
+        conns = {p: sync_connect(u, max_size=None, compression=None) for p, u in urls.items()}
+        for p, ws in conns.items():  # warm up
+            round_trips(ws, small_frame(), 50)
+        for _ in range(rounds):
+            for path in random.sample(list(urls), len(urls)):
+                for name, (message, n, replies) in scenarios.items():
+                    latency[(path, name)] += round_trips(conns[path], message, n, replies)
+        for ws in conns.values():
+            ws.close()
+        rates = {(p, c): [] for p in urls for c in (1, 8, 32)}
+        frame = audio_frame()
+        for _ in range(max(1, rounds // 2)):
+            for c in (1, 8, 32):
+                for path in random.sample(list(urls), len(urls)):
+                    rates[(path, c)].append(asyncio.run(throughput(urls[path], c, 1.0, frame)))
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    report(latency, rates, scenarios, rounds)
+
+
+def ratio(proxy_added: float, relay_added: float) -> str:
+    return f"{proxy_added / relay_added:.2f}x" if relay_added > 0 else "n/a (relay within noise of direct)"
+
+
+def report(latency, rates, scenarios, rounds) -> None:
+    us = 1e6
+    print(f"\nLatency (µs, {rounds} interleaved rounds; 'added' = over direct)\n")
+    print("| frames | direct p50 | relay p50 | proxy p50 | relay added p50 | proxy added p50 | ratio p50 "
+          "| direct p99 | relay added p99 | proxy added p99 | ratio p99 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in scenarios:
+        d50, r50, p50 = (pct(latency[(p, name)], 0.5) * us for p in ("direct", "relay", "proxy"))
+        d99, r99, p99 = (pct(latency[(p, name)], 0.99) * us for p in ("direct", "relay", "proxy"))
+        print(f"| {name} | {d50:.0f} | {r50:.0f} | {p50:.0f} | {r50 - d50:.0f} | {p50 - d50:.0f} | "
+              f"{ratio(p50 - d50, r50 - d50)} | {d99:.0f} | {r99 - d99:.0f} | {p99 - d99:.0f} | "
+              f"{ratio(p99 - d99, r99 - d99)} |")
+    print("\nThroughput (MB/s of echoed 32 KB frames, median of rounds)\n")
+    print("| connections | direct | relay | proxy | proxy / relay |")
+    print("|---|---|---|---|---|")
+    for c in (1, 8, 32):
+        d, r, p = (statistics.median(rates[(path, c)]) for path in ("direct", "relay", "proxy"))
+        print(f"| {c} | {d:.0f} | {r:.0f} | {p:.0f} | {p / r:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
