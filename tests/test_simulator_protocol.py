@@ -239,3 +239,16 @@ def test_same_seed_same_events():
             return client.received
     first, again, other = (asyncio.run(session(seed)) for seed in (7, 7, 8))
     assert first == again and first != other
+
+
+def test_the_sdk_validator_flags_events_outside_the_ga_types(monkeypatch):
+    from simulator import validate
+
+    monkeypatch.delenv("RTREPLAY_SIM_VIOLATIONS")  # keep these deliberate violations out of the suite-wide log
+    before = len(validate.VIOLATIONS)
+    validate.check_server_event({"type": "response.created", "event_id": "event_x"})  # no `response`
+    validate.check_server_event({"type": "response.text.delta", "event_id": "event_y"})  # beta name
+    validate.check_client_event({"type": "response.create", "response": {
+        "tool_choice": {"type": "function", "function": {"name": "f"}}}})
+    validate.check_client_event({"type": "response.create", "response": {"input": [{"type": "item_reference", "id": "i"}]}})
+    assert len(validate.VIOLATIONS) == before + 3
