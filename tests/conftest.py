@@ -28,3 +28,16 @@ def simulator_speaks_ga() -> object:
     if found:
         pytest.fail("simulator traffic does not match the openai SDK's GA event types:\n" + "\n".join(found[:5]),
                     pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run `async def` tests on a fresh event loop (no plugin needed); pytest-timeout still bounds them."""
+    import asyncio
+    import inspect
+
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    asyncio.run(pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in names}))
+    return True
