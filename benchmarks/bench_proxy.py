@@ -105,8 +105,9 @@ async def serve_relay(port: int, upstream: int) -> None:
 
 
 async def serve_proxy(port: int, upstream: int, out: str, profile: str | None) -> None:
-    from recorder.proxy import running
+    from recorder.proxy import running, tune_interpreter
 
+    tune_interpreter()  # as `rtreplay proxy` does
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     profiler = None

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from recorder import archive
-from recorder.proxy import parse_listen, running
+from recorder.proxy import parse_listen, running, tune_interpreter
 
 
 @click.command()
@@ -47,6 +47,8 @@ def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: flo
         context = ssl.create_default_context(cafile=str(upstream_ca) if upstream_ca else None)
     except (ValueError, ssl.SSLError) as exc:
         raise click.ClickException(str(exc)) from None
+
+    tune_interpreter()
 
     async def serve() -> None:
         stop = asyncio.Event()
