@@ -8,16 +8,16 @@
 -- Rows: scope `all`, `default`, `out-of-band`; within each, the forms seen in definition order, then
 -- form `all` (the scope's total; scope `all` + form `all` is analyze's `totals`).
 -- Relies on: outcomes (scope, form_sent, form_effective, outcome, error_type, error_code, forced_call).
-WITH scoped AS (
-    SELECT 'all' AS scope, form_sent AS form, form_effective, outcome, error_type, error_code, forced_call
-    FROM outcomes
-    UNION ALL
+WITH base AS MATERIALIZED (  -- read outcomes once
     SELECT scope, form_sent, form_effective, outcome, error_type, error_code, forced_call FROM outcomes
 ),
-tagged AS (  -- every request once in its form's group and once in its scope's `all` group
-    SELECT * FROM scoped
-    UNION ALL
-    SELECT scope, 'all', form_effective, outcome, error_type, error_code, forced_call FROM scoped
+tagged AS (  -- every request in four groups: (its scope | all) x (its form | all)
+    SELECT
+        CASE WHEN g.any_scope THEN 'all' ELSE b.scope END AS scope,
+        CASE WHEN g.any_form THEN 'all' ELSE b.form_sent END AS form,
+        b.form_effective, b.outcome, b.error_type, b.error_code, b.forced_call
+    FROM base b
+    CROSS JOIN (VALUES (false, false), (false, true), (true, false), (true, true)) g(any_scope, any_form)
 ),
 counts AS (
     SELECT
