@@ -257,3 +257,27 @@ async def test_fifty_concurrent_sessions_each_get_their_own_complete_stream(tmp_
         assert [r["event_id"] for r in events] == [f"{who}:{i // 2}" for i in range(40)]
         assert [r["direction"] for r in events] == [schema.CLIENT, schema.SERVER] * 20
     assert seen == {str(n) for n in range(50)}
+
+
+@in_loop
+async def test_auth_from_env_is_added_only_when_the_client_sends_none(tmp_path, monkeypatch) -> None:
+    env_key, own_key = "sk-test-fake-FROMENV0123456789", "sk-test-fake-OWNKEY0123456789"
+    monkeypatch.setenv("RTREPLAY_TEST_FAKE_KEY", env_key)
+    seen: list[str | None] = []
+
+    async def handler(ws) -> None:
+        seen.append(ws.request.headers.get("Authorization"))
+        await ws.send('{"type":"session.created"}')
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        async with running(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", tmp_path,
+                           auth_env="RTREPLAY_TEST_FAKE_KEY") as proxy:
+            for headers in ({}, {"Authorization": f"Bearer {own_key}"}):
+                async with connect(proxy.url, additional_headers=headers) as ws:
+                    await ws.recv()
+
+    assert seen == [f"Bearer {env_key}", f"Bearer {own_key}"]
+    assert len(session_rows(tmp_path)) == 2
+    for p in tmp_path.rglob("*"):
+        assert not p.is_file() or env_key.encode() not in p.read_bytes()
