@@ -214,8 +214,9 @@ def _part(part: Part, role: Any, item_id: str, notes: list[Note]) -> dict[str, A
     fields = {k: copy.deepcopy(v) for k, v in part.fields.items() if k != "audio"}
     kind = fields.get("type")
     if kind == "input_audio":
-        if part.audio:
-            fields["audio"] = base64.b64encode(part.audio_bytes()).decode("ascii")
+        audio = part.audio_bytes()
+        if audio:
+            fields["audio"] = base64.b64encode(audio).decode("ascii")
             if fields.get("transcript") is None:
                 fields.pop("transcript", None)
             return fields
