@@ -170,7 +170,8 @@ class Response:
 
     def _stream_message(self, text: str) -> Iterator[list[Event]]:
         spoken = self._modality == "audio"
-        part = {"type": "output_audio", "transcript": "", "_audio": bytearray()} if spoken \
+        part = {"type": "output_audio", "transcript": "", "_audio": bytearray(),
+                "_per_ms": audio.bytes_per_ms(self._audio_output["format"])} if spoken \
             else {"type": "output_text", "text": ""}
         item = {"id": self._new_id("item"), "type": "message", "role": "assistant", "status": "in_progress",
                 "content": []}

@@ -257,7 +257,7 @@ class Session:
             raise ClientError("Invalid 'audio_end_ms': integer below minimum value. Expected a value >= 0, but got "
                               f"{end_ms} instead.", code="integer_below_min_value", param="audio_end_ms")
         part = content[index]
-        rate = bytes_per_ms(self.config["audio"]["output"]["format"])
+        rate = part["_per_ms"]
         duration = len(part["_audio"]) // rate
         if end_ms > duration:
             raise ClientError(f"Audio content of {duration}ms is already shorter than {end_ms}ms",

@@ -259,3 +259,20 @@ def test_audio_response_streams_pcm_with_its_transcript_and_retrieve_returns_the
         retrieved = (await client.until("conversation.item.retrieved"))[-1]["item"]["content"][0]
         assert base64.b64decode(retrieved["audio"]) == b"".join(base64.b64decode(e["delta"]) for e in audio)
     run(scenario)
+
+
+def test_g711_output_is_8_khz_one_byte_per_sample():
+    async def scenario(client):
+        await say(client, "hi")
+        events = await respond(client, output_modalities=["audio"], audio={"output": {"format": {"type": "audio/pcmu"}}})
+        response = done(events)
+        assert response["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+        chunks = [base64.b64decode(e["delta"]) for e in events if e["type"] == "response.output_audio.delta"]
+        assert chunks and all(len(chunk) == 8 * 300 for chunk in chunks)  # 300 ms per spoken word
+        item_id = response["output"][0]["id"]
+        await client.send("conversation.item.truncate", item_id=item_id, content_index=0, audio_end_ms=100)
+        await client.until("conversation.item.truncated")
+        await client.send("conversation.item.retrieve", item_id=item_id)
+        part = (await client.until("conversation.item.retrieved"))[-1]["item"]["content"][0]
+        assert len(base64.b64decode(part["audio"])) == 800
+    run(scenario)
