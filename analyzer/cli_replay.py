@@ -93,7 +93,10 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
     with _progress(enabled, len(jobs)) as advance:
         results = asyncio.run(_run(jobs, urls, sim_faults, record=record, concurrency=concurrency, rate=rate,
                                    timeout=timeout, headers=headers, on_done=lambda _r: advance()))
-    click.echo(RENDERERS[fmt](summarize(results)), nl=False)
+    report = summarize(results)
+    click.echo(RENDERERS[fmt](report), nl=False)
+    if all(r.answer.outcome == "unfinished" for r in results):
+        raise click.ClickException("no replay got an answer: " + "; ".join(report.details[:3]))
 
 
 async def _run(jobs: Sequence[Job], urls: list[str] | None, sim_faults: str, **options: object) -> list[Result]:
