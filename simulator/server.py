@@ -20,6 +20,7 @@ import collections
 import contextlib
 import http
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from simulator.faults import load_profile
 from simulator.response import Close
 from simulator.session import Output, Session
 
+_log = logging.getLogger("rtreplay.simulator")
 MAX_MESSAGE = 16 * 1024 * 1024
 _OUTBOX_HIGH = 64  # queued messages before the pump waits for the writer
 _BETA_PROTOCOL = "openai-beta.realtime-v1"
@@ -141,6 +143,8 @@ class _Link:
         self.emit(self.session.start())
         expiry = loop.call_later(self.max_session_s, lambda: self.emit(self.session.expire()))
         tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._pump())]
+        for task in tasks:
+            task.add_done_callback(self._crashed)
         try:
             await self._write()
         finally:
@@ -148,6 +152,12 @@ class _Link:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _crashed(self, task: asyncio.Task) -> None:
+        """A bug in the session must not leave the client hanging: log it and close with 1011."""
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("simulator session failed", exc_info=task.exception())
+            self.emit([Close(1011, "internal error")])
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
