@@ -30,12 +30,12 @@ COUNT = "SELECT form_sent, count(*) AS n FROM requests GROUP BY form_sent ORDER 
 def test_sql_writes_json_csv_and_a_table(root):
     as_json = run("sql", str(root), COUNT, "--format", "json")
     assert as_json.exit_code == 0, as_json.output
-    rows = json.loads(as_json.output)
+    rows = json.loads(as_json.stdout)
     assert sum(r["n"] for r in rows) == 15 and rows[0] == {"form_sent": "absent", "n": 6}
     as_csv = run("sql", str(root), COUNT, "--format", "csv")
-    assert list(csv.DictReader(io.StringIO(as_csv.output))) == [{k: str(v) for k, v in r.items()} for r in rows]
+    assert list(csv.DictReader(io.StringIO(as_csv.stdout))) == [{k: str(v) for k, v in r.items()} for r in rows]
     table = run("sql", str(root), COUNT)
-    assert table.exit_code == 0 and table.output.splitlines()[0].split() == ["form_sent", "n"]
+    assert table.exit_code == 0 and table.stdout.splitlines()[0].split() == ["form_sent", "n"]
 
 
 def test_json_columns_are_embedded_as_json(root):
