@@ -37,6 +37,11 @@ ITEM_TYPES = {"message", "function_call", "function_call_output", "mcp_approval_
               "mcp_call", "mcp_approval_request"}
 
 
+def _one_of(value: Any, options: Any) -> bool:
+    """Membership that tolerates unhashable JSON values (lists, objects) from clients."""
+    return isinstance(value, str) and value in options
+
+
 def default_session(kind: str, session_id: str, model: str, expires_at: int) -> dict[str, Any]:
     """The config `session.created` shows (§9.1 defaults)."""
     audio_input = {"format": dict(PCM), "transcription": None, "noise_reduction": None,
@@ -61,7 +66,7 @@ def updated_session(current: dict[str, Any], update: Any) -> dict[str, Any]:
         raise invalid_type("session", "an object")
     if "type" not in update:
         raise missing("session.type")
-    if update["type"] not in _SESSION_KEYS:
+    if not _one_of(update["type"], _SESSION_KEYS):
         raise invalid("session.type", update["type"], "Supported values are: 'realtime' and 'transcription'.")
     if update["type"] != current["type"]:
         raise invalid("session.type", update["type"], f"This session's type is '{current['type']}'.")
@@ -116,7 +121,8 @@ def _merge_audio(audio: dict[str, Any], update: Any) -> None:
 def _turn_detection(value: Any, param: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise invalid_type(param, "an object or null")
-    defaults = {"server_vad": SERVER_VAD, "semantic_vad": SEMANTIC_VAD}.get(value.get("type"))
+    kind = value.get("type")
+    defaults = {"server_vad": SERVER_VAD, "semantic_vad": SEMANTIC_VAD}.get(kind) if isinstance(kind, str) else None
     if defaults is None:
         raise invalid(f"{param}.type", value.get("type"), "Supported values are: 'server_vad' and 'semantic_vad'.")
     return {**defaults, **value}
@@ -240,7 +246,7 @@ def checked_item(item: Any, param: str) -> dict[str, Any]:
         raise invalid_type(param, "an object")
     if "type" not in item:
         raise missing(f"{param}.type")
-    if item["type"] not in ITEM_TYPES:
+    if not _one_of(item["type"], ITEM_TYPES):
         raise invalid(f"{param}.type", item["type"], f"Supported values are: {', '.join(sorted(ITEM_TYPES))}.")
     if "id" in item and not isinstance(item["id"], str):
         raise invalid_type(f"{param}.id", "a string")
@@ -264,14 +270,14 @@ def _check_message(item: dict[str, Any], param: str) -> None:
     role = item.get("role")
     if role is None:
         raise missing(f"{param}.role")
-    if role not in _CONTENT_TYPES:
+    if not _one_of(role, _CONTENT_TYPES):
         raise invalid(f"{param}.role", role, "Supported values are: 'user', 'assistant' and 'system'.")
     content = item.get("content")
     if not isinstance(content, list):
         raise missing(f"{param}.content")
     for i, part in enumerate(content):
         where = f"{param}.content[{i}]"
-        if not isinstance(part, dict) or part.get("type") not in _CONTENT_TYPES[role]:
+        if not isinstance(part, dict) or not _one_of(part.get("type"), _CONTENT_TYPES[role]):
             kind = part.get("type") if isinstance(part, dict) else part
             raise invalid(f"{where}.type", kind, f"Supported values for role '{role}' are: "
                           f"{', '.join(sorted(_CONTENT_TYPES[role]))}.")

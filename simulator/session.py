@@ -226,7 +226,8 @@ class Session:
     def _item_create(self, event: dict, event_id: str | None, now: float) -> list[Output]:
         item = params.checked_item(event.get("item"), "item")
         previous = event.get("previous_item_id")  # explicit null = append (§10.3)
-        if previous is not None and previous != "root" and previous not in self.conversation:
+        known = isinstance(previous, str) and (previous == "root" or previous in self.conversation)
+        if previous is not None and not known:
             raise ClientError(f"Previous item with item_id not found: {previous}", code="invalid_value",
                               param="previous_item_id")
         if "id" in item and item["id"] in self.conversation:
