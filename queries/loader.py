@@ -160,6 +160,7 @@ def connect(
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, amid the rows
     if isinstance(archive, pa.Table):
         parquet, loaded = None, archive
     else:

@@ -1,0 +1,77 @@
+"""Benchmark the SQL failure-rate report (`rtreplay query ARCHIVE failure_rate`) beside `rtreplay analyze`.
+
+    python benchmarks/bench_sql.py                       # 10M events in /tmp/rtreplay-bench-10M
+    python benchmarks/bench_sql.py --events 2000000      # a short run
+
+Uses (or generates) the same archive as benchmarks/bench_analyze.py. Each command runs in a child process,
+end to end (interpreter start-up, view registration, the scan, the report, printing JSON); reported are wall
+seconds, archived events per second, and whether the SQL report's (form, scope, outcome) counts equal the
+generator's sidecar and `rtreplay analyze`'s. Exit 1 when a count differs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_analyze import GENERATOR, compare, run_analyze  # noqa: E402
+
+OUTCOMES = ("completed", "failed", "cancelled", "incomplete", "rejected", "unfinished")
+
+
+def run_sql_report(archive: Path) -> tuple[list[dict], float]:
+    cmd = [sys.executable, "-c", "from analyzer.cli import main; main()", "query", str(archive), "failure_rate",
+           "--format", "json"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"rtreplay query failed ({proc.returncode}): {proc.stderr.strip()}")
+    return json.loads(proc.stdout), seconds
+
+
+def as_analyze_groups(rows: list[dict]) -> dict:
+    """The SQL report's per-scope rows in the shape `compare` reads from `rtreplay analyze` JSON."""
+    return {"groups": [{"form": r["form"], "split": {"scope": r["scope"]}, **{o: r[o] for o in OUTCOMES}}
+                       for r in rows if r["scope"] != "all" and r["form"] != "all"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--archive", type=Path, help="archive root (default /tmp/rtreplay-bench-<N>)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    archive = args.archive or Path(f"/tmp/rtreplay-bench-{args.events // 1_000_000 or args.events}"
+                                   f"{'M' if args.events >= 1_000_000 else ''}")
+    sidecar = archive.with_name(archive.name + ".expected.json")
+    if not sidecar.exists():
+        print(f"generating {args.events} events into {archive} …", file=sys.stderr)
+        subprocess.run([sys.executable, str(GENERATOR), "--events", str(args.events), "--out", str(archive),
+                        "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
+    expected = json.loads(sidecar.read_text())
+    events = expected["events"]
+    rows, sql_seconds = run_sql_report(archive)
+    report, analyze_seconds, _ = run_analyze(archive)
+    sql_groups = as_analyze_groups(rows)
+    diffs = compare(sql_groups, expected)
+    counts = lambda rep: Counter({(g["form"], g["split"]["scope"], o): g[o]  # noqa: E731
+                                  for g in rep["groups"] for o in OUTCOMES if g[o]})
+    same_as_analyze = counts(sql_groups) == counts(report)
+    print(f"archive: {events:,} events, {expected['requests']:,} requests ({archive})")
+    print(f"sql failure_rate: {sql_seconds:.2f} s wall, {events / sql_seconds / 1e6:.2f} M events/s")
+    print(f"rtreplay analyze: {analyze_seconds:.2f} s wall, {events / analyze_seconds / 1e6:.2f} M events/s")
+    print("counts: " + ("SQL equals the sidecar" if not diffs else f"{len(diffs)} differ from the sidecar")
+          + (" and analyze" if same_as_analyze else "; DIFFERS from analyze"))
+    for d in diffs[:20]:
+        print("  " + d.replace("analyze", "sql"))
+    return 1 if diffs or not same_as_analyze else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
