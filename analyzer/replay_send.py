@@ -74,7 +74,7 @@ class Connection:
         def side(close: Any) -> dict[str, Any] | None:
             return None if close is None else {"code": close.code, "reason": close.reason}
         return {"client": side(self.ws.protocol.close_sent), "server": side(self.ws.protocol.close_rcvd),
-                "first_close": "client" if self.ws.protocol.close_rcvd_then_sent is False else "server"}
+                "first_close": {True: "server", False: "client"}.get(self.ws.protocol.close_rcvd_then_sent)}
 
 
 @contextlib.asynccontextmanager
