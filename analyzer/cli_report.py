@@ -1,6 +1,7 @@
 """`rtreplay analyze`: the failure report by tool_choice form (library: analyzer.report, analyzer.render*)."""
 from __future__ import annotations
 
+import gc
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,19 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cycle collector while matching: it would rescan every Request kept so far on each pass,
+    which doubled the time on a 10M-event archive (benchmarks/RESULTS.md). Nothing here makes cycles."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _session_batches(files: list[Path]) -> list[list[Path]]:
     """Files in about `BATCHES` batches, the parts of one session always in the same batch."""
     by_session: dict[str, list[Path]] = defaultdict(list)
@@ -63,7 +77,7 @@ def load_requests(root: Path, sessions: Sequence[str], show_progress: bool | Non
     found: list[Request] = []
     problems = [str(p) for p in skipped]
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(enabled, len(files)) as advance:
+    with _progress(enabled, len(files)) as advance, _gc_paused():
         for batch in _session_batches(files):
             frames = []
             for f in batch:

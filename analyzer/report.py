@@ -180,6 +180,18 @@ class Group:
         return self.outcomes["failed"]
 
 
+# What a report reads from a request; requests are counted by it once, in C (Counter), and the few distinct
+# keys are then folded into groups, totals and the headline.
+_Kind = tuple  # (form_sent, scope, split values, outcome, form_effective, forced_call, error_type, error_code)
+
+
+def count_kinds(requests: Iterable[Request], splits: Sequence[str]) -> Counter[_Kind]:
+    return Counter(
+        (r.form_sent, r.scope, tuple(split_value(s, r) for s in splits), r.outcome, r.form_effective,
+         r.forced_call, r.error_type, r.error_code)
+        for r in requests)
+
+
 @dataclass
 class _Tally:
     requests: int = 0
@@ -189,15 +201,16 @@ class _Tally:
     forced_happened: int = 0
     effective: Counter[str] = field(default_factory=Counter)
 
-    def add(self, r: Request) -> None:
-        self.requests += 1
-        self.outcomes[r.outcome] += 1
-        self.effective[r.form_effective] += 1
-        if r.outcome in ("failed", "rejected"):
-            self.errors[(r.outcome, r.error_type, r.error_code)] += 1
-        if r.forced_call is not None:
-            self.forced_expected += 1
-            self.forced_happened += bool(r.forced_call)
+    def add(self, kind: _Kind, n: int) -> None:
+        _, _, _, outcome, effective, forced_call, error_type, error_code = kind
+        self.requests += n
+        self.outcomes[outcome] += n
+        self.effective[effective] += n
+        if outcome in ("failed", "rejected"):
+            self.errors[(outcome, error_type, error_code)] += n
+        if forced_call is not None:
+            self.forced_expected += n
+            self.forced_happened += n if forced_call else 0
 
     def group(self, form: str, split: tuple[tuple[str, Any], ...]) -> Group:
         outcomes = {o: self.outcomes.get(o, 0) for o in OUTCOMES}
@@ -221,22 +234,22 @@ def _sort_key(value: Any) -> tuple[bool, Any]:
     return (value is None, value if value is not None else 0)
 
 
+def fold(kinds: Counter[_Kind], key: Callable[[_Kind], tuple[str, tuple[tuple[str, Any], ...]]]) -> list[Group]:
+    """Groups keyed by `key(kind)` = (form, split), in the documented deterministic order."""
+    tallies: dict[tuple[str, tuple[tuple[str, Any], ...]], _Tally] = {}
+    for kind, n in kinds.items():
+        k = key(kind)
+        if k not in tallies:
+            tallies[k] = _Tally()
+        tallies[k].add(kind, n)
+    order = {f: i for i, f in enumerate(FORMS)}
+    keys = sorted(tallies, key=lambda k: (order.get(k[0], len(FORMS)), k[0], *(_sort_key(v) for _, v in k[1])))
+    return [tallies[k].group(*k) for k in keys]
+
+
 def group_requests(requests: Iterable[Request], splits: Sequence[str]) -> list[Group]:
     """Non-empty groups by (form_sent, *splits), in the documented deterministic order."""
-    tallies: dict[tuple[str, tuple[Any, ...]], _Tally] = {}
-    for r in requests:
-        key = (r.form_sent, tuple(split_value(s, r) for s in splits))
-        tallies.setdefault(key, _Tally()).add(r)
-    order = {f: i for i, f in enumerate(FORMS)}
-    keys = sorted(tallies, key=lambda k: (order.get(k[0], len(FORMS)), k[0], *(_sort_key(v) for v in k[1])))
-    return [tallies[k].group(k[0], tuple(zip(splits, k[1]))) for k in keys]
-
-
-def total(requests: Iterable[Request]) -> Group:
-    tally = _Tally()
-    for r in requests:
-        tally.add(r)
-    return tally.group("all", ())
+    return fold(count_kinds(requests, splits), lambda k: (k[0], tuple(zip(splits, k[2]))))
 
 
 # --- headline -----------------------------------------------------------------------------------------
@@ -294,14 +307,23 @@ def _compare(scope: str, groups: list[Group]) -> Headline:
 
 
 def headline(requests: Sequence[Request]) -> Headline:
+    """The headline for `requests` (see `headline_of`)."""
+    return headline_of(fold(count_kinds(requests, ()), _by_scope))
+
+
+def _by_scope(kind: _Kind) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return kind[0], (("scope", kind[1]),)
+
+
+def headline_of(groups: Sequence[Group]) -> Headline:
     """Compare failure rates by form, out-of-band requests first, then the default conversation.
 
+    `groups` are split by scope alone (one per form and scope).
     A form takes part only with at least `MIN_DECIDED` decided requests; with fewer than two such forms
     in a scope that scope cannot answer, and with no scope able to, the headline says so plainly.
     """
-    if not requests:
+    if not groups:
         return Headline("No requests to report (the archive holds no response.create, or none match the filters).")
-    groups = group_requests(requests, ["scope"])
     by_scope = {s: [g for g in groups if g.split[0][1] == s] for s in _SCOPE_WORDS}
     for scope in _SCOPE_WORDS:
         enough = [g for g in by_scope[scope] if g.decided >= MIN_DECIDED]
@@ -333,24 +355,17 @@ def over_time(requests: Sequence[Request]) -> tuple[str, tuple[TimeBucket, ...]]
     """Outcome counts per hour (data spanning up to three days) or per day, empty buckets included."""
     if not requests:
         return "hour", ()
-    stamps = [_utc(r.ts) for r in requests]
-    unit = "hour" if max(stamps) - min(stamps) <= dt.timedelta(days=3) else "day"
-
-    def floor(ts: dt.datetime) -> dt.datetime:
-        return ts.replace(minute=0, second=0, microsecond=0) if unit == "hour" else \
-            ts.replace(hour=0, minute=0, second=0, microsecond=0)
-
-    counts: dict[dt.datetime, Counter[str]] = {}
-    for ts, r in zip(stamps, requests):
-        counts.setdefault(floor(ts), Counter())[r.outcome] += 1
-    step = dt.timedelta(hours=1) if unit == "hour" else dt.timedelta(days=1)
-    first, last = min(counts), max(counts)
-    if (last - first) / step < MAX_BUCKETS:  # zero-fill, unless stray timestamps would make it huge
-        t = first
-        while t <= last:
-            counts.setdefault(t, Counter())
-            t += step
-    return unit, tuple(TimeBucket(t, {o: counts[t].get(o, 0) for o in OUTCOMES}) for t in sorted(counts))
+    stamps = [_utc(r.ts).timestamp() for r in requests]
+    unit = "hour" if max(stamps) - min(stamps) <= 3 * 86400 else "day"
+    step = 3600 if unit == "hour" else 86400
+    counts = Counter((int(t // step), r.outcome) for t, r in zip(stamps, requests))
+    slots = {k for k, _ in counts}
+    first, last = min(slots), max(slots)
+    if last - first < MAX_BUCKETS:  # zero-fill, unless stray timestamps would make it huge
+        slots = set(range(first, last + 1))
+    return unit, tuple(
+        TimeBucket(dt.datetime.fromtimestamp(k * step, dt.timezone.utc), {o: counts.get((k, o), 0) for o in OUTCOMES})
+        for k in sorted(slots))
 
 
 # --- the report ---------------------------------------------------------------------------------------
@@ -380,14 +395,16 @@ def build_report(
     unknown = [s for s in splits if s not in SPLITS and not s.startswith("metadata:")]
     if unknown:
         raise ReportError(f"unknown split {unknown[0]!r}; choose from: {SPLIT_HELP}")
-    kept = [r for r in requests if filters.keep(r)]
+    kept = list(requests) if filters == Filters() else [r for r in requests if filters.keep(r)]
     unit, buckets = over_time(kept)
+    kinds = count_kinds(kept, splits)
+    totals = fold(kinds, lambda k: ("all", ()))
     return Report(
         splits=tuple(splits),
         filters=filters,
-        total=total(kept),
-        groups=tuple(group_requests(kept, splits)),
-        headline=headline(kept),
+        total=totals[0] if totals else _Tally().group("all", ()),
+        groups=tuple(fold(kinds, lambda k: (k[0], tuple(zip(splits, k[2]))))),
+        headline=headline_of(fold(kinds, _by_scope)),
         time_unit=unit,
         over_time=buckets,
         failed=tuple(sorted((r for r in kept if r.outcome == "failed"), key=lambda r: (r.session_id, r.seq))),
