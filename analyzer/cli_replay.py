@@ -9,14 +9,14 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
 
 from analyzer.model import FORMS, OUTCOMES
-from analyzer.replay import (SCOPES, Job, ReplayError, ReplayReport, Result, Selection, is_loopback, plan_jobs,
-                             run_jobs, select, summarize, targets)
+from analyzer.replay import (SCOPES, Job, ReplayError, ReplayReport, Result, Selection, Tally, is_loopback,
+                             plan_jobs, run_jobs, select, summarize, targets)
 from analyzer.replay_plan import PlanError, variants
 from analyzer.report import interval_text, pct
 from recorder.archive import ArchiveError
@@ -119,7 +119,7 @@ async def _simulator(wanted: bool, faults: str) -> AsyncIterator[str]:
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int):  # -> Iterator[Callable[[], None]]
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
     if not enabled:
         yield lambda: None
         return
@@ -156,7 +156,7 @@ def render_plans(jobs: Sequence[Job], urls: Sequence[str] | None, fmt: str) -> s
     return "\n".join(out) + "\n"
 
 
-def _rate(t) -> str:  # Tally
+def _rate(t: Tally) -> str:
     return f"{pct(t.failure_rate)} ({interval_text(t.interval)})" if t.interval else "n/a"
 
 

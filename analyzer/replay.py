@@ -284,6 +284,7 @@ def summarize(results: Sequence[Result]) -> ReplayReport:
         {"request_id": rid, "response_id": mine[0].job.request.response_id, "form_sent": mine[0].job.request.form_sent,
          "original": mine[0].job.request.outcome, "variant": name,
          **Tally.of([m.answer.outcome for m in mine]).as_json(),
+         "notes": sorted({n.kind for n in mine[0].job.plan.notes}),
          "replay_sessions": [m.session_id for m in mine if m.session_id]}
         for (rid, name), mine in by_pair.items())
     seen: dict[str, tuple[set[str], str]] = {}
