@@ -188,7 +188,7 @@ def item_retrieved(state: SessionState, ev: Event) -> None:
 
 def item_deleted(state: SessionState, ev: Event) -> None:
     iid = ev.data.get("item_id")
-    if iid not in state.items:
+    if not isinstance(iid, str) or iid not in state.items:
         _anomaly(state, ev, "delete_unknown_item", f"{iid!r} is not in the conversation")
         return
     del state.items[iid]
@@ -309,7 +309,7 @@ def mcp_call_status(status: str) -> Handler:
 def transcription_delta(state: SessionState, ev: Event) -> None:
     d = ev.data
     index = _index(d.get("content_index"), "content_index")
-    item = state.items.get(d.get("item_id"))  # type: ignore[arg-type]
+    item = state.find_item(d.get("item_id"))
     if item is not None and index < len(item.content):
         part = item.content[index]
         part.fields["transcript"] = (part.fields.get("transcript") or "") + _str(d.get("delta") or "", "delta")
@@ -419,10 +419,12 @@ def response_done(state: SessionState, ev: Event) -> None:
     r.done_seq, r.done_mono_ns = ev.seq, ev.mono_ns
     output = raw.get("output")
     for o in output if isinstance(output, list) else []:
-        o = _dict(o, "output item")
+        if not isinstance(o, dict) or not isinstance(o.get("id"), str):
+            _anomaly(state, ev, "malformed", "an output item of response.done is not an item object; skipped")
+            continue
         item = state.find_item(o.get("id"))
         if item is None:  # output nobody streamed: keep it under the response
-            item = state.outputs[_str(o.get("id"), "output item id")] = _new_item(o, ev.seq)
+            item = state.outputs[o["id"]] = _new_item(o, ev.seq)
             item.response_id = r.id
             r.output.append(item.id)
         else:

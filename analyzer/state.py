@@ -78,9 +78,13 @@ class Event:
         """An event from a JSON object (tests, imports): the columns are extracted as the recorder does."""
         sub = data.get("response") if isinstance(data.get("response"), dict) else {}
         item = data.get("item") if isinstance(data.get("item"), dict) else {}
+
+        def first_str(*values: Any) -> str | None:
+            return next((v for v in values if isinstance(v, str)), None)
+
         return cls(seq=seq, type=str(data.get("type")), direction=direction, payload=orjson.dumps(data).decode(),
-                   audio=audio, item_id=data.get("item_id") or item.get("id"),
-                   response_id=data.get("response_id") or sub.get("id"), mono_ns=mono_ns, _data=data)
+                   audio=audio, item_id=first_str(data.get("item_id"), item.get("id")),
+                   response_id=first_str(data.get("response_id"), sub.get("id")), mono_ns=mono_ns, _data=data)
 
 
 @dataclass(slots=True)
