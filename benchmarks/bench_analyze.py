@@ -29,8 +29,8 @@ def disk_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def run_analyze(archive: Path) -> tuple[dict, float, int]:
-    """The JSON report, wall seconds and peak RSS (bytes) of one `rtreplay analyze` child process."""
+def run_analyze(archive: Path) -> tuple[dict, float, int, float]:
+    """The JSON report, wall seconds, peak RSS (bytes) and CPU seconds of one `rtreplay analyze` child."""
     cmd = [sys.executable, "-c", "from analyzer.cli import main; main()", "analyze", str(archive),
            "--format", "json", "--no-progress"]
     start = time.perf_counter()
@@ -40,8 +40,8 @@ def run_analyze(archive: Path) -> tuple[dict, float, int]:
         sys.exit(f"analyze failed ({proc.returncode}): {proc.stderr.strip()}")
     # Linux: KiB, the largest child so far. A child's figure includes what it inherited at fork, so this
     # process stays small: the archive is generated in a child of its own, and nothing heavy is imported.
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return json.loads(proc.stdout), seconds, peak_kib * 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return json.loads(proc.stdout), seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def compare(report: dict, expected: dict) -> list[str]:
@@ -69,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, str(GENERATOR), "--events", str(args.events), "--out", str(archive),
                         "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
     expected = json.loads(sidecar.read_text())
-    report, seconds, peak = run_analyze(archive)
+    report, seconds, peak, cpu = run_analyze(archive)
     events = expected["events"]
     rate = events / seconds
     diffs = compare(report, expected)
     print(f"archive: {events:,} events, {expected['requests']:,} requests, {expected['sessions']} sessions, "
           f"{disk_bytes(archive) / 2**20:.0f} MiB on disk ({archive})")
     print(f"analyze: {seconds:.2f} s wall, {rate / 1e6:.2f} M events/s (target {TARGET / 1e6:.0f} M/s: "
-          f"{'met' if rate >= TARGET else 'NOT met'}), peak RSS {peak / 2**20:.0f} MiB, cpus {os.cpu_count()}")
+          f"{'met' if rate >= TARGET else 'NOT met'}), {cpu:.2f} CPU s ({events / cpu / 1e6:.2f} M events per "
+          f"CPU-second), peak RSS {peak / 2**20:.0f} MiB, cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
     print("counts: " + ("all equal to the generator's sidecar" if not diffs else f"{len(diffs)} differ"))
     for d in diffs[:20]:
         print("  " + d)
