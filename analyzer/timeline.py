@@ -124,14 +124,24 @@ def describe(e: Event) -> str:
     return f"{t} {ids}".rstrip()
 
 
-def timeline(events: Iterable[Event], *, collapse: bool = True) -> Iterator[tuple[Event, str, int]]:
-    """(first event, text, how many events it stands for): runs of the same delta type are collapsed."""
+def _first_seq(e: Event) -> int:
+    return int(e.run[0][0]) if e.run is not None else e.seq
+
+
+def _size(e: Event) -> int:
+    return len(e.audio) if e.audio is not None else len(str(e.data.get("delta", "")))
+
+
+def timeline(events: Iterable[Event], *, collapse: bool = True) -> Iterator[tuple[int, Event, str, int]]:
+    """(first seq, event, text, how many archived rows it stands for); with `collapse`, runs of one
+    delta or append type become one line."""
     run: list[Event] = []
 
-    def flush() -> Iterator[tuple[Event, str, int]]:
+    def flush() -> Iterator[tuple[int, Event, str, int]]:
         if run:
-            total = sum(len(e.audio) if e.audio is not None else len(str(e.data.get("delta", ""))) for e in run)
-            yield run[0], f"{run[0].type} ×{len(run)} ({total} {'bytes' if run[0].audio is not None else 'chars'})", len(run)
+            rows = sum(e.count for e in run)
+            unit = "bytes" if run[0].audio is not None else "chars"
+            yield _first_seq(run[0]), run[0], f"{run[0].type} ×{rows} ({sum(map(_size, run))} {unit})", rows
             run.clear()
 
     for e in events:
@@ -142,7 +152,7 @@ def timeline(events: Iterable[Event], *, collapse: bool = True) -> Iterator[tupl
             run.append(e)
             continue
         yield from flush()
-        yield e, describe(e), 1
+        yield _first_seq(e), e, describe(e), e.count
     yield from flush()
 
 
