@@ -1,0 +1,53 @@
+"""The `sessions`, `show` and `state` commands over a generated archive, through the click CLI."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import generate_archive  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def arch(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("inspect") / "logs"
+    generate_archive.generate(out, 8_000, seed=5, minutes=1)
+    return out
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_sessions_lists_each_session_with_its_requests(arch) -> None:
+    res = run("sessions", arch, "--format", "json")
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    expected = json.loads(generate_archive.sidecar_path(arch).read_text())
+    assert len(rows) == expected["sessions"]
+    assert sum(r["events"] for r in rows) == expected["events"]
+    assert sum(r["requests"] for r in rows) == expected["requests"]
+    assert sum(r["failures"] for r in rows) == sum(c["n"] for c in expected["counts"] if c["outcome"] == "failed")
+    assert {r["model"] for r in rows} == {"gpt-realtime"}
+
+
+def test_show_and_state(arch) -> None:
+    sid = json.loads(run("sessions", arch, "--format", "json").output)[0]["session"]
+    shown = run("show", arch, sid)
+    assert shown.exit_code == 0 and "input_audio_buffer.append ×" in shown.output and "response.done" in shown.output
+    at = run("state", arch, sid, "--at", "400", "--format", "json")
+    items = json.loads(at.output)["items"]
+    assert at.exit_code == 0 and items and all("id" in i for i in items)
+    assert "user" in run("state", arch, sid, "--at", "400").output
+
+
+def test_user_mistakes_are_one_line_errors(arch) -> None:
+    for args in (("state", arch, "nope", "--at", "1"), ("state", arch, "x"), ("show", arch / "missing", "x")):
+        res = run(*args)
+        assert res.exit_code != 0 and "Traceback" not in res.output and res.output.strip()
