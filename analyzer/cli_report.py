@@ -32,8 +32,10 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
     if not enabled:
         yield lambda _n: None
         return
+    console = Console(stderr=True)
+    # On a terminal the bar disappears when done; elsewhere (a log file) its final state is written once.
     bar = Progress(TextColumn("reading archive"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                   TimeElapsedColumn(), console=console, transient=console.is_terminal)
     with bar:
         task = bar.add_task("read", total=total)
         yield lambda n: bar.advance(task, n)

@@ -10,6 +10,7 @@ import io
 import json
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -136,19 +137,36 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Terminal headers are short and top errors go under the table, so that the numbers fit a 100-column terminal.
+TABLE_HEADERS = ("req", "ok", "failed", "cancel", "incompl", "reject", "unfin", "rate", "95% CI", "forced")
+
+
 def render_table(report: Report, console: Console) -> None:
-    """The terminal table: one row per group, the headline under it."""
-    table = Table(title="Requests by tool_choice form", title_justify="left", show_lines=False)
-    table.add_column("form", style="bold")
+    """The terminal table (one row per group), the top errors per group under it, then the headline."""
+    table = Table(title="Requests by tool_choice form", title_justify="left", box=box.SIMPLE_HEAD,
+                  collapse_padding=True, caption_justify="left",
+                  caption="ok = completed, unfin = unfinished, rate = failed / (req - unfin), "
+                          "forced = forced call happened / known")
+    table.add_column("form", style="bold", no_wrap=True)
     for s in report.splits:
-        table.add_column(s)
-    for h in HEADERS:
-        table.add_column(h, justify="right" if h not in ("top errors",) else "left",
-                         style="red" if h == "failed" else None)
+        table.add_column(s, no_wrap=True, overflow="ellipsis", max_width=28)
+    for h in TABLE_HEADERS:
+        table.add_column(h, justify="right", no_wrap=True, min_width=len(h), style="red" if h == "failed" else None)
+
+    def cells(g: Group) -> list[str]:
+        return [str(g.requests), *(str(g.outcomes[o]) for o in OUTCOMES), pct(g.failure_rate),
+                interval_text(g.interval), forced_text(g)]
+
     for g in report.groups:
-        table.add_row(g.form, *(_cell(v) for _, v in g.split), *_row(g))
+        table.add_row(g.form, *(_cell(v) for _, v in g.split), *cells(g))
     if report.groups:
         table.add_section()
-        table.add_row("all", *("" for _ in report.splits), *_row(report.total), style="dim")
+        table.add_row("all", *("" for _ in report.splits), *cells(report.total), style="dim")
     console.print(table)
+    with_errors = [g for g in report.groups if g.top_errors]
+    if with_errors:
+        console.print("Top errors:", style="bold")
+        for g in with_errors:
+            where = " ".join([g.form, *(_cell(v) for _, v in g.split)])
+            console.print(f"  {where}: " + "; ".join(error_text(e) for e in g.top_errors), highlight=False)
     console.print(report.headline.text, style="bold", highlight=False)

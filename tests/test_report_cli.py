@@ -115,3 +115,11 @@ def test_html_lists_every_failed_request_and_links_timelines(generated, tmp_path
     assert failed > 5 and html.count('<tr class="failed">') == failed
     assert html.count('<section id="t-') == 5
     assert "response.done" in html and "<script" not in html
+
+
+def test_progress_goes_to_stderr_and_leaves_json_on_stdout_clean(generated):
+    root, expected, _ = generated
+    result = analyze(str(root), "--format", "json", "--progress")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["totals"]["requests"] == expected["requests"]
+    assert "reading archive" in result.stderr

@@ -78,8 +78,8 @@ def test_terminal_table_lists_each_group_and_the_headline():
     console = Console(file=io.StringIO(), width=220, color_system=None)
     render_table(build_report(seed_requests()), console)
     text = console.file.getvalue()
-    assert re.search(r"function\s+│\s+out-of-band\s+│\s+12\s+│\s+0\s+│\s+12", text)
-    assert "intervals do not overlap" in text
+    assert re.search(r"function\s+out-of-band\s+12\s+0\s+12\s+0\s+0\s+0\s+0\s+100%\s+76–100%\s+0/12", text)
+    assert "function out-of-band: server_error ×12" in text and "intervals do not overlap" in text
 
 
 class _Tags(HTMLParser):
