@@ -247,11 +247,6 @@ def fold(kinds: Counter[_Kind], key: Callable[[_Kind], tuple[str, tuple[tuple[st
     return [tallies[k].group(*k) for k in keys]
 
 
-def group_requests(requests: Iterable[Request], splits: Sequence[str]) -> list[Group]:
-    """Non-empty groups by (form_sent, *splits), in the documented deterministic order."""
-    return fold(count_kinds(requests, splits), lambda k: (k[0], tuple(zip(splits, k[2]))))
-
-
 # --- headline -----------------------------------------------------------------------------------------
 
 def pct(x: float | None) -> str:
