@@ -119,3 +119,11 @@ async def until_stable(value, settle: float = 0.5, limit: float = 15.0):
         elif loop.time() - since >= settle:
             break
     return last
+
+
+async def until(condition, limit: float = 10.0) -> None:
+    """Wait until `condition()` is true, at most `limit` seconds (the caller's asserts say what failed)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not condition() and loop.time() < end:
+        await asyncio.sleep(0.02)
