@@ -215,7 +215,7 @@ def item_truncated(state: SessionState, ev: Event) -> None:
         return
     part = item.content[index]
     part.audio = [part.audio_bytes()[: end_ms * _bytes_per_ms(state)]]
-    part.fields["transcript"] = None
+    part.fields["transcript"] = ""  # deleted, not cut: what `retrieve` then shows
 
 
 def _part_for(state: SessionState, ev: Event, kind: str) -> Part | None:
@@ -334,17 +334,55 @@ def session_set(state: SessionState, ev: Event) -> None:
 
 
 def buffer_append(state: SessionState, ev: Event) -> None:
-    state.input_audio.append(_audio_of(ev, "audio"))
+    chunk = _audio_of(ev, "audio")
+    state.input_audio.append(chunk)
+    state.input_written += len(chunk)
+
+
+def _input_bytes_per_ms(state: SessionState) -> int:
+    audio = state.session.get("audio")
+    inp = audio.get("input") if isinstance(audio, dict) else None
+    fmt = inp.get("format") if isinstance(inp, dict) else None
+    kind = fmt.get("type") if isinstance(fmt, dict) else state.session.get("input_audio_format")
+    return 8 if kind in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw") else 48
+
+
+def speech_started(state: SessionState, ev: Event) -> None:
+    start = ev.data.get("audio_start_ms")
+    state.speech_ms = (start if isinstance(start, int) else None, None)
+
+
+def speech_stopped(state: SessionState, ev: Event) -> None:
+    end = ev.data.get("audio_end_ms")
+    state.speech_ms = (state.speech_ms[0], end if isinstance(end, int) else None)
 
 
 def buffer_committed(state: SessionState, ev: Event) -> None:
+    """The buffer becomes the user item's audio. After VAD end of speech only the speech segment is
+    committed (audio_start_ms..audio_end_ms, offsets into all audio written this session); the rest
+    stays buffered. A manual commit takes the whole buffer."""
     iid = _str(ev.data.get("item_id"), "item_id")
-    state.committed_audio[iid] = state.input_audio
-    state.input_audio = []
+    start_ms, end_ms = state.speech_ms
+    if end_ms is None:
+        state.committed_audio[iid] = state.input_audio
+        state.input_audio = []
+        state.buffer_start = state.input_written
+    else:
+        bpm = _input_bytes_per_ms(state)
+        buf = state.input_audio_bytes()
+        start = max(0, (start_ms or 0) * bpm - state.buffer_start)
+        end = max(start, end_ms * bpm - state.buffer_start)
+        state.committed_audio[iid] = [buf[start:end]]
+        keep = buf[end:]
+        state.input_audio = [keep] if keep else []
+        state.buffer_start = state.input_written - len(keep)
+    state.speech_ms = (None, None)
 
 
 def buffer_cleared(state: SessionState, ev: Event) -> None:
     state.input_audio = []
+    state.buffer_start = state.input_written
+    state.speech_ms = (None, None)
 
 
 def client_item_create(state: SessionState, ev: Event) -> None:
@@ -497,8 +535,8 @@ HANDLERS: dict[str, Handler] = {
     "conversation.item.input_audio_transcription.failed": no_change,
     "conversation.item.input_audio_transcription.segment": no_change,
     # server: input audio buffer
-    "input_audio_buffer.speech_started": no_change,
-    "input_audio_buffer.speech_stopped": no_change,
+    "input_audio_buffer.speech_started": speech_started,
+    "input_audio_buffer.speech_stopped": speech_stopped,
     "input_audio_buffer.committed": buffer_committed,
     "input_audio_buffer.cleared": buffer_cleared,
     "input_audio_buffer.timeout_triggered": no_change,
@@ -574,6 +612,7 @@ def fold(events: Iterable[Event], state: SessionState | None = None, *, strict: 
         if ev.type == "input_audio_buffer.append" and ev.audio is not None and not strict and (
                 state.last_seq is None or ev.seq > state.last_seq):
             state.input_audio.append(ev.audio)
+            state.input_written += len(ev.audio)
             state.last_seq = ev.seq
             continue
         apply(state, ev, strict=strict)

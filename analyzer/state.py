@@ -197,6 +197,9 @@ class SessionState:
     outputs: dict[str, Item] = field(default_factory=dict)  # output items not in the conversation
     responses: dict[str, Response] = field(default_factory=dict)
     input_audio: list = field(default_factory=list)  # uncommitted input audio chunks
+    input_written: int = 0  # input audio bytes appended this session
+    buffer_start: int = 0  # session offset (bytes) of the first uncommitted byte
+    speech_ms: tuple[int | None, int | None] = (None, None)  # VAD audio_start_ms / audio_end_ms of this turn
     anomalies: list[Anomaly] = field(default_factory=list)
     # Bookkeeping between events (part of the state, so a snapshot can continue the fold).
     waiting_requests: list[tuple[int, dict | None]] = field(default_factory=list)  # (seq, params) in order
@@ -210,7 +213,8 @@ class SessionState:
         return SessionState(
             self.session_id, self.last_seq, _copy_json(self.session), list(self.order),
             {k: v.copy() for k, v in self.items.items()}, {k: v.copy() for k, v in self.outputs.items()},
-            {k: v.copy() for k, v in self.responses.items()}, list(self.input_audio), list(self.anomalies),
+            {k: v.copy() for k, v in self.responses.items()}, list(self.input_audio), self.input_written,
+            self.buffer_start, self.speech_ms, list(self.anomalies),
             list(self.waiting_requests), {k: list(v) for k, v in self.committed_audio.items()},
             dict(self.client_audio), {k: dict(v) for k, v in self.pending_transcripts.items()}, self.closed,
         )
