@@ -83,9 +83,10 @@ def _new_item(raw: dict, seq: int) -> Item:
 def _merge_part(part: Part, raw: dict) -> None:
     for key, value in raw.items():
         if key == "audio":
-            if isinstance(value, str) and value:
+            if isinstance(value, str):
                 try:
-                    part.audio = [base64.b64decode(value, validate=True)]
+                    part.audio = [base64.b64decode(value, validate=True)] if value else []
+                    part.audio_known = True
                 except (binascii.Error, ValueError) as exc:
                     raise Malformed("content audio is not base64") from exc
         elif key == "type":
@@ -138,6 +139,7 @@ def _attach_input_audio(state: SessionState, item: Item) -> None:
         for part in item.content:
             if part.fields.get("type") == "input_audio" and not part.audio:
                 part.audio = list(audio)
+                part.audio_known = True
                 break
     for index, text in state.pending_transcripts.pop(item.id, {}).items():
         if index < len(item.content):
@@ -279,7 +281,10 @@ def part_added(state: SessionState, ev: Event) -> None:
     index = _index(d.get("content_index"), "content_index")
     while len(item.content) <= index:
         item.content.append(Part({}))
-    _merge_part(item.content[index], _dict(d.get("part", {}), "part"))
+    part = item.content[index]
+    _merge_part(part, _dict(d.get("part", {}), "part"))
+    if part.fields.get("type") == "output_audio":
+        part.audio_known = True  # streamed from here on: every byte arrives as a delta
 
 
 def _arguments(done: bool) -> Handler:

@@ -93,16 +93,17 @@ class Part:
 
     fields: dict
     audio: list = field(default_factory=list)
+    audio_known: bool = False  # the audio is known (possibly empty), e.g. every delta of it was seen
 
     def audio_bytes(self) -> bytes:
         return b"".join(self.audio)
 
     def copy(self) -> Part:
-        return Part(dict(self.fields), list(self.audio))
+        return Part(dict(self.fields), list(self.audio), self.audio_known)
 
     def to_json(self, with_audio: bool = True) -> dict:
         out = dict(self.fields)
-        if with_audio and self.audio:
+        if with_audio and (self.audio or self.audio_known):
             out["audio"] = base64.b64encode(self.audio_bytes()).decode("ascii")
         return out
 
