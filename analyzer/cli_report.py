@@ -141,7 +141,9 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
     if fmt == "table":
-        render_table(report, Console(highlight=False))
+        # Piped output is not cut to Rich's 80-column default: the table needs ~100.
+        out = Console(highlight=False)
+        render_table(report, out if out.is_terminal else Console(highlight=False, width=120))
     else:
         click.echo(FORMATS[fmt](report), nl=False)
     if html_path is not None:

@@ -292,12 +292,23 @@ def _compare(scope: str, groups: list[Group]) -> Headline:
         text = (f"{who} requests failed at the same rate ({pct(worst.failure_rate)}) for every tool_choice form "
                 f"with at least {MIN_DECIDED} decided requests ({forms}).")
         return Headline(text, scope, worst, best, True)
+    # Every form tied at the best rate is named: "does a string form avoid it?" wants them all. The
+    # overlap verdict uses the tied form with the widest interval, so it never overclaims. A form whose
+    # requests were all rejected never ran, so it is no evidence of avoiding failure.
+    ties = [g for g in groups if g.failure_rate == best.failure_rate and g.outcomes["rejected"] < g.decided] or [best]
+    best = max(ties, key=lambda g: (g.interval[1], -g.decided)) if len(ties) > 1 else best  # type: ignore[index]
     assert worst.interval is not None and best.interval is not None  # decided >= MIN_DECIDED > 0
     overlap = worst.interval[0] <= best.interval[1]
     verdict = "intervals overlap, so the difference may be chance" if overlap else "intervals do not overlap"
+    names = ", ".join(f"`{g.form}`" for g in ties)
+    if len(ties) == 1:
+        detail = f"{best.failed}/{best.decided}, {interval_text(best.interval)}"
+    elif len({(g.failed, g.decided) for g in ties}) == 1:
+        detail = f"{best.failed}/{best.decided} each, {interval_text(best.interval)}"
+    else:
+        detail = ", ".join(f"`{g.form}` {g.failed}/{g.decided}" for g in ties) + f"; widest {interval_text(best.interval)}"
     text = (f"{who} requests with tool_choice form `{worst.form}` failed {_describe(worst)} "
-            f"vs {pct(best.failure_rate)} for `{best.form}` ({best.failed}/{best.decided}, "
-            f"{interval_text(best.interval)}): {verdict}.")
+            f"vs {pct(best.failure_rate)} for {names} ({detail}): {verdict}.")
     return Headline(text, scope, worst, best, overlap)
 
 

@@ -141,6 +141,16 @@ def test_headline_answers_the_seed_question_when_the_data_allows():
     assert (h.scope, h.worst.form, h.best.form, h.overlap) == ("out-of-band", "function", "required", False)
 
 
+def test_headline_names_every_form_tied_at_the_best_rate_but_not_rejected_ones():
+    requests = many(12, "function", "failed") + many(12, "required", "completed") + many(12, "auto", "completed")
+    requests += many(20, "none", "completed") + many(12, "invalid", "rejected")
+    h = headline(requests)
+    assert h.text == ("Out-of-band requests with tool_choice form `function` failed 100% (12/12, 95% CI 76–100%) "
+                      "vs 0% for `auto`, `none`, `required` (`auto` 0/12, `none` 0/20, `required` 0/12; "
+                      "widest 0–24%): intervals do not overlap.")
+    assert h.best.form in ("auto", "required") and h.best.decided == 12
+
+
 def test_headline_says_when_intervals_overlap():
     requests = many(3, "function", "failed") + many(9, "function", "completed") + many(12, "auto", "completed")
     h = headline(requests)
