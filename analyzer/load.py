@@ -135,13 +135,13 @@ def session_events(table: pa.Table) -> list[Event]:
     others = np.flatnonzero(~is_app)
     sub = table.take(pa.array(others)).drop_columns(["audio"]) if len(others) < n else table
     col = {name: sub.column(name).to_pylist() for name in
-           ("seq", "type", "direction", "payload", "item_id", "response_id", "mono_ns")}
+           ("seq", "type", "direction", "payload", "item_id", "response_id", "mono_ns", "audio_at")}
     ts = sub.column("ts").cast(pa.int64()).to_pylist()
     valid = audio.is_valid().to_numpy(zero_copy_only=False)
-    single = [Event(s, t, d, p, data[offsets[i]:offsets[i + 1]] if valid[i] else None, it, r, m, u)
-              for i, s, t, d, p, it, r, m, u in zip(others.tolist(), col["seq"], col["type"], col["direction"],
-                                                     col["payload"], col["item_id"], col["response_id"],
-                                                     col["mono_ns"], ts)]
+    single = [Event(s, t, d, p, data[offsets[i]:offsets[i + 1]] if valid[i] else None, it, r, m, u, audio_at=at)
+              for i, s, t, d, p, it, r, m, u, at in zip(others.tolist(), col["seq"], col["type"], col["direction"],
+                                                         col["payload"], col["item_id"], col["response_id"],
+                                                         col["mono_ns"], ts, col["audio_at"])]
     # Run boundaries: starts where an append follows a non-append, ends where it stops.
     edges = np.diff(np.concatenate(([0], is_app.astype(np.int8), [0])))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)

@@ -16,6 +16,10 @@ from typing import Any
 
 import orjson
 
+from recorder.schema import rebuild_frame
+
+# Event types whose audio is a top-level field: handlers take it from `Event.audio` directly.
+TOP_LEVEL_AUDIO = frozenset({"input_audio_buffer.append", "response.output_audio.delta", "response.audio.delta"})
 # Streaming part types (`response.content_part.*`) and beta item content use `audio`/`text`; GA items say
 # `output_audio`/`output_text` (realtime-protocol.md §3.6). Items are stored in the GA spelling.
 PART_TYPES = {"audio": "output_audio", "text": "output_text"}
@@ -46,6 +50,7 @@ class Event:
     # A run of consecutive audio appends is loaded as one event (seq = the run's last seq, `audio` = all
     # of it): `run` = (seqs, byte offsets into `audio`) so a state between two of its rows can be had.
     run: tuple | None = None
+    audio_at: int | None = None  # where the audio's base64 was cut out of `payload` (archive column)
 
     def head(self, seq: int) -> Event:
         """For a run: the part of it up to and including `seq`. Other events: themselves."""
@@ -65,8 +70,12 @@ class Event:
     def data(self) -> dict:
         """The payload as a dict; `{}` when it is not a JSON object (the reducer then records an anomaly)."""
         if self._data is None:
+            text = self.payload
+            if self.audio_at is not None and self.audio is not None and self.type not in TOP_LEVEL_AUDIO:
+                # Audio cut out of a nested item (retrieve, create): put it back so the item is whole.
+                text = rebuild_frame(text, bytes(self.audio), self.audio_at)
             try:
-                value = orjson.loads(self.payload)
+                value = orjson.loads(text)
             except orjson.JSONDecodeError:
                 value = None
             self._data = value if isinstance(value, dict) else {}
