@@ -88,7 +88,7 @@ def demo(ctx: click.Context, out: Path, conversations: int, seed: int, repeat: i
         f"rtreplay show {logs} SESSION                  # a session's timeline",
         f"rtreplay state {logs} SESSION --before RESPONSE_ID   # the conversation a request saw",
         f"rtreplay sql {logs} \"SELECT form_sent, count(*) FROM requests GROUP BY ALL\"",
-        f"rtreplay query {logs} failure_rate_by_form",
+        f"rtreplay query {logs} failure_rate",
         f"rtreplay analyze {logs} --html report.html",
         f"rtreplay replay {logs} --target sim --dry-run --failed",
         f"rtreplay analyze {replays}                    # the replays are an archive too",
