@@ -91,7 +91,11 @@ def iter_sessions(path: str | Path, sessions: Iterable[str] | None = None,
 
 
 def _sorted(tables: list[pa.Table]) -> pa.Table:
-    return pa.concat_tables(tables).sort_by("seq")
+    table = pa.concat_tables(tables)
+    seqs = table.column("seq").to_numpy()
+    if len(seqs) < 2 or bool((np.diff(seqs) > 0).all()):
+        return table  # already in order (the usual case): sorting would copy every audio byte
+    return table.sort_by("seq")
 
 
 def read_session(path: str | Path, session_id: str) -> pa.Table:
@@ -133,15 +137,19 @@ def session_events(table: pa.Table) -> list[Event]:
         is_app[:] = False  # duplicate or unsorted seqs: every row goes through `apply` (which flags them)
     offsets, data = _audio_buffers(audio)
     others = np.flatnonzero(~is_app)
-    sub = table.take(pa.array(others)).drop_columns(["audio"]) if len(others) < n else table
+    slim = table.drop_columns(["audio"])
+    sub = slim.take(pa.array(others)) if len(others) < n else slim
     col = {name: sub.column(name).to_pylist() for name in
            ("seq", "type", "direction", "payload", "item_id", "response_id", "mono_ns", "audio_at")}
     ts = sub.column("ts").cast(pa.int64()).to_pylist()
-    valid = audio.is_valid().to_numpy(zero_copy_only=False)
-    single = [Event(s, t, d, p, data[offsets[i]:offsets[i + 1]] if valid[i] else None, it, r, m, u, audio_at=at)
-              for i, s, t, d, p, it, r, m, u, at in zip(others.tolist(), col["seq"], col["type"], col["direction"],
-                                                         col["payload"], col["item_id"], col["response_id"],
-                                                         col["mono_ns"], ts, col["audio_at"])]
+    valid = audio.is_valid().to_numpy(zero_copy_only=False)[others].tolist()
+    starts_ = [offsets[i] for i in others.tolist()]
+    ends_ = [offsets[i + 1] for i in others.tolist()]
+    views = [data[a:b] if v else None for a, b, v in zip(starts_, ends_, valid)]
+    single = [Event(s, t, d, p, a, it, r, m, u, audio_at=at)
+              for s, t, d, p, a, it, r, m, u, at in zip(col["seq"], col["type"], col["direction"], col["payload"],
+                                                         views, col["item_id"], col["response_id"], col["mono_ns"],
+                                                         ts, col["audio_at"])]
     # Run boundaries: starts where an append follows a non-append, ends where it stops.
     edges = np.diff(np.concatenate(([0], is_app.astype(np.int8), [0])))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
