@@ -51,3 +51,29 @@ def test_user_mistakes_are_one_line_errors(arch) -> None:
     for args in (("state", arch, "nope", "--at", "1"), ("state", arch, "x"), ("show", arch / "missing", "x")):
         res = run(*args)
         assert res.exit_code != 0 and "Traceback" not in res.output and res.output.strip()
+
+
+def test_damaged_and_old_files_do_not_stop_the_rest(arch, tmp_path) -> None:
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    import analyzer
+    from analyzer import load
+    from recorder import schema
+
+    root = tmp_path / "mixed"
+    shutil.copytree(arch, root)
+    good = next(root.rglob("*.parquet"))
+    v1 = pq.read_table(good).slice(0, 50).drop_columns(["audio", "audio_at"])
+    v1 = v1.set_column(0, "session_id", [["20260101T000000000000-oldv1"] * 50])
+    pq.write_table(v1.replace_schema_metadata({schema.VERSION_KEY: b"1"}), good.parent / "20260101T000000000000-oldv1.parquet")
+    (good.parent / "20260102T000000000000-broken.parquet").write_bytes(b"PAR1 not really")
+    sc = load.scan(root)
+    assert [p.path.endswith("broken.parquet") for p in sc.problems] == [True]
+    frame = analyzer.events(root).collect()
+    assert frame.filter(frame["session_id"] == "20260101T000000000000-oldv1").height == 50
+    res = CliRunner().invoke(cli, ["sessions", str(root), "--format", "json"])
+    assert res.exit_code == 0
+    assert "broken.parquet" in res.output  # the warning names the file (stderr; click 8.2 mixes it in)
+    assert "20260101T000000000000-oldv1" in res.stdout
