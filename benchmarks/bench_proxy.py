@@ -105,9 +105,8 @@ async def serve_relay(port: int, upstream: int) -> None:
 
 
 async def serve_proxy(port: int, upstream: int, out: str, profile: str | None) -> None:
-    from recorder.proxy import running, tune_interpreter
+    from recorder.proxy import running
 
-    tune_interpreter()  # as `rtreplay proxy` does
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     profiler = None
@@ -115,8 +114,11 @@ async def serve_proxy(port: int, upstream: int, out: str, profile: str | None) -
         import cProfile
         profiler = cProfile.Profile()
         profiler.enable()
-    async with running(f"ws://127.0.0.1:{upstream}", Path(out), listen=f"127.0.0.1:{port}", audio="keep"):
+    async with running(f"ws://127.0.0.1:{upstream}", Path(out), listen=f"127.0.0.1:{port}", audio="keep") as proxy:
         await stop.wait()
+        link = proxy.writer
+        print(f"proxy: paused {link.pauses} times for the recorder, peak {link.peak_queued_bytes / 1e6:.1f} MB "
+              "buffered for it", file=sys.stderr)
     if profiler:
         profiler.disable()
         profiler.dump_stats(profile)

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from recorder import archive
-from recorder.proxy import parse_listen, running, tune_interpreter
+from recorder.link import RecorderError
+from recorder.proxy import parse_listen, running
 
 
 @click.command()
@@ -34,8 +35,9 @@ def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: flo
           upstream_ca: Path | None) -> None:
     """Record Realtime sessions: point your app's base URL at the proxy and change nothing else.
 
-    Leftover journals in OUT are recovered first. Stop with Ctrl-C or SIGTERM: open sessions are closed
-    and written to Parquet.
+    Leftover journals in OUT are recovered first. Recording runs in a child process; stop with Ctrl-C or
+    SIGTERM: open sessions are closed and written to Parquet. Even after `kill -9` of the proxy, the child
+    finishes writing what it was handed.
 
     \b
     Example:
@@ -47,8 +49,6 @@ def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: flo
         context = ssl.create_default_context(cafile=str(upstream_ca) if upstream_ca else None)
     except (ValueError, ssl.SSLError) as exc:
         raise click.ClickException(str(exc)) from None
-
-    tune_interpreter()
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -63,7 +63,7 @@ def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: flo
 
     try:
         asyncio.run(serve())
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RecorderError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

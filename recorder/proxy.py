@@ -1,19 +1,23 @@
-"""The recording proxy: a tap on a byte relay (DESIGN.md, "The proxy").
+"""The recording proxy: a byte relay that hands a copy of its traffic to a recorder process.
 
 Per client connection, two asyncio Protocols (`_Side`) relay bytes between the app and the upstream.
 After the HTTP upgrade request — rewritten only to point Host (and the path prefix) at the upstream and,
 when configured, to add Authorization where the client sent none — every chunk is written to the other
-side *first*, then a copy goes to a `tap.StreamTap` and the recorder. The handshake answer, extensions,
-pings, close frames and HTTP rejections therefore reach the app as the upstream sent them.
+side *first*, then a copy goes to the recorder process (`recorder.link`, `recorder.child`), which does
+all the parsing, redaction and writing. The handshake answer, extensions, pings, close frames and HTTP
+rejections therefore reach the app as the upstream sent them, and the forwarding loop does no recording
+work beyond copying a chunk into a socket.
 
-Backpressure: a side whose write buffer is full pauses reading on its peer; the archive writer pauses
-both sides of a session while its queue is over the high-water mark.
+Backpressure: a side whose write buffer is full pauses reading on its peer; while the recorder lags
+(its socket's write buffer over the high-water mark) every side of every session is paused. If the
+recorder process dies, every session is closed and new ones are refused (503): nothing passes unrecorded.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import itertools
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -22,16 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from websockets.frames import Close
+from recorder import framing, tap
+from recorder.link import RecorderLink
 
-from recorder import archive, redact, tap
-from recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
-from recorder.writer import ArchiveWriter, SessionHandle
-
-log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0
-MAX_REJECTION_BODY = 64 * 1024  # bytes of an upstream's rejection body kept in the record
+CLIENT, SERVER = framing.CLIENT, framing.SERVER
+_NAMES = {CLIENT: "client", SERVER: "server"}
 
 
 @dataclass(frozen=True)
@@ -66,30 +67,29 @@ def _http_error(status: str, message: str) -> bytes:
             "Connection: close\r\n\r\n").encode() + body
 
 
-def _close_info(close: Close | None) -> dict[str, Any] | None:
-    return None if close is None else {"code": int(close.code), "reason": close.reason}
-
-
 class _Side(asyncio.Protocol):
     """One TCP connection of a session: the app's (`CLIENT`) or the upstream's (`SERVER`)."""
 
-    def __init__(self, session: _Session, direction: str) -> None:
+    def __init__(self, session: _Session, direction: int) -> None:
         self.session = session
         self.direction = direction
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
-        self.relaying = False  # True once bytes go straight to the peer
+        self.relaying = direction == SERVER  # the client's side relays once its upgrade request is sent
         self.closed = False
         self.eof_in = self.eof_out = False
         self._pauses: set[str] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.session.proxy.link.paused:
+            self.pause("recorder")
 
     def data_received(self, data: bytes) -> None:
         if self.relaying:
-            self.peer.transport.write(data)  # type: ignore[union-attr]  # forward first, then record
-            self.session.observe(self, data)
+            mono, wall = time.monotonic_ns(), time.time_ns()
+            self.peer.transport.write(data)  # type: ignore[union-attr]  # forward first, then copy
+            self.session.link.data(self.session.conn, self.direction, data, mono, wall)
         else:
             self.session.handshake(self, data)
 
@@ -125,34 +125,25 @@ class _Side(asyncio.Protocol):
 
 
 class _Session:
-    """One client connection: handshake, relay, tap, and its lifecycle records."""
+    """One client connection: its upgrade request, the relay, and the lifecycle facts for the recorder."""
 
-    def __init__(self, proxy: Proxy, client: _Side | None = None) -> None:
+    def __init__(self, proxy: Proxy, conn: int) -> None:
         self.proxy = proxy
-        self.client = client or _Side(self, CLIENT)
+        self.link = proxy.link
+        self.conn = conn
+        self.client = _Side(self, CLIENT)
         self.upstream: _Side | None = None
-        self.handle: SessionHandle | None = None
-        self._buffer = b""  # handshake bytes of whichever side is in its handshake
+        self.recording = False  # True once the recorder was told about this connection (OPEN)
+        self._buffer = b""  # the upgrade request until it is complete
         self._request: tap.Head | None = None
-        self._request_at = (0, 0)
-        self._early: list[bytes] = []  # client bytes forwarded before the upgrade answer was read
-        self._rejection: dict[str, Any] | None = None
-        self._taps = {CLIENT: tap.StreamTap(masked=True), SERVER: tap.StreamTap(masked=False)}
-        self._tap_ready = False
-        self._tap_errors: set[str] = set()
-        self._closes: dict[str, Close] = {}
-        self._first_close: str | None = None
-        self._first_gone: str | None = None
+        self._early: list[tuple[bytes, int, int]] = []  # client bytes received before the upstream connected
+        self._first_gone: int | None = None
+        self._dialing = False  # the upstream connection is being opened
         self._ended = False
 
-    # -- handshake -------------------------------------------------------------------------------------
-
     def handshake(self, side: _Side, data: bytes) -> None:
-        if side.direction == SERVER:
-            self._upstream_answer(data)
-            return
         if self._request is not None:  # bytes sent while the upstream connection is being opened
-            self._early.append(data)
+            self._early.append((data, time.monotonic_ns(), time.time_ns()))
             return
         self._buffer += data
         try:
@@ -167,13 +158,19 @@ class _Session:
             side.transport.close()  # type: ignore[union-attr]
             return
         self._buffer = b""
-        self._request_at = (time.monotonic_ns(), time.time_ns())
+        if self.link.failed:
+            side.transport.write(_http_error("503 Service Unavailable", self.link.failed))  # type: ignore
+            side.transport.close()  # type: ignore[union-attr]
+            return
+        self.link.send_json(self.conn, framing.OPEN, self._open_info())
+        self.recording = True
         if rest:
-            self._early.append(rest)
+            self._early.append((rest, time.monotonic_ns(), time.time_ns()))
         side.pause("connecting")
+        self._dialing = True
         self.proxy.spawn(self._connect())
 
-    def _open_info(self, subprotocol: str | None, extensions: str | None) -> dict[str, Any]:
+    def _open_info(self) -> dict[str, Any]:
         assert self._request is not None
         method, path, query = tap.request_target(self._request)
         peer = self.client.transport.get_extra_info("peername") if self.client.transport else None
@@ -184,14 +181,7 @@ class _Session:
             "upstream": self.proxy.upstream.url,
             "headers": forwarded.headers,
             "auth_added": forwarded.get("authorization") != self._request.get("authorization"),
-            "subprotocol": subprotocol, "extensions": extensions,
         }
-
-    def _start_recording(self, subprotocol: str | None, extensions: str | None) -> SessionHandle:
-        self.handle = self.proxy.writer.open_session(self._open_info(subprotocol, extensions), at=self._request_at)
-        self.handle.on_pause = self._pause_for_writer
-        self.handle.on_resume = self._resume_for_writer
-        return self.handle
 
     async def _connect(self) -> None:
         upstream = self.proxy.upstream
@@ -201,82 +191,26 @@ class _Session:
                 ssl=self.proxy.ssl_context if upstream.tls else None,
                 server_hostname=upstream.host if upstream.tls else None), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
+            self._dialing = False
             message = f"upstream {upstream.url} unreachable: {exc or type(exc).__name__}"
-            handle = self._start_recording(None, None)
-            handle.lifecycle(PROXY_ERROR, {"error": message, "status": 502})
+            self.link.send_json(self.conn, framing.ERROR, {"error": message, "status": 502})
             if not self.client.closed:
                 self.client.transport.write(_http_error("502 Bad Gateway", message))  # type: ignore[union-attr]
                 self.client.close()
             else:
                 self._end()
             return
+        self._dialing = False
         self.upstream, side.peer, self.client.peer = side, self.client, side
         if self.client.closed:
             side.close()
             return
-        side.transport.write(self.proxy.rewrite(self._request).encode() + b"".join(self._early))  # type: ignore
+        early, self._early = self._early, []
+        side.transport.write(self.proxy.rewrite(self._request).encode() + b"".join(c for c, _, _ in early))  # type: ignore
+        for chunk, mono, wall in early:
+            self.link.data(self.conn, CLIENT, chunk, mono, wall)
         self.client.relaying = True
         self.client.resume("connecting")
-
-    def _upstream_answer(self, data: bytes) -> None:
-        self.client.transport.write(data)  # type: ignore[union-attr]  # relayed as sent, whatever it is
-        if self._rejection is not None:
-            body = self._rejection["body_bytes"]
-            if len(body) < MAX_REJECTION_BODY:
-                self._rejection["body_bytes"] = body + data[: MAX_REJECTION_BODY - len(body)]
-            return
-        self._buffer += data
-        try:
-            split = tap.split_head(self._buffer)
-            if split is None:
-                return
-            head_bytes, rest = split
-            head = tap.parse_head(head_bytes)
-            status, reason = tap.status_of(head)
-        except tap.HeadError as exc:
-            self._start_recording(None, None).lifecycle(PROXY_ERROR, {"error": f"bad upstream answer: {exc}"})
-            self._rejection = {"status": None, "reason": str(exc), "headers": [], "body_bytes": b""}
-            return
-        self._buffer = b""
-        if status != 101:
-            self._start_recording(None, None)
-            self._rejection = {"status": status, "reason": reason, "headers": head.headers,
-                               "body_bytes": rest[:MAX_REJECTION_BODY]}
-            return
-        extensions = head.get("sec-websocket-extensions")
-        for stream_tap in self._taps.values():
-            stream_tap.enable_deflate(extensions)
-        self._start_recording(head.get("sec-websocket-protocol"), extensions)
-        self._tap_ready = True
-        self.upstream.relaying = True  # type: ignore[union-attr]
-        early, self._early = b"".join(self._early), []
-        if early:
-            self.observe(self.client, early)
-        if rest:
-            self.observe(self.upstream, rest)  # type: ignore[arg-type]
-
-    # -- relay -----------------------------------------------------------------------------------------
-
-    def observe(self, side: _Side, data: bytes) -> None:
-        """Record the messages in a copy of bytes already forwarded."""
-        if not self._tap_ready:
-            self._early.append(data)
-            return
-        direction = side.direction
-        stream_tap = self._taps[direction]
-        found = stream_tap.feed(data)
-        if found:
-            mono, wall = time.monotonic_ns(), time.time_ns()
-            handle = self.handle
-            for item in found:
-                if type(item) is tap.Message:
-                    handle.message(direction, item.data, item.is_text, mono, wall)  # type: ignore[union-attr]
-                else:
-                    self._closes.setdefault(direction, item)  # type: ignore[arg-type]
-                    self._first_close = self._first_close or direction
-        if stream_tap.error is not None and direction not in self._tap_errors:
-            self._tap_errors.add(direction)
-            self.handle.lifecycle(PROXY_ERROR, {"error": stream_tap.error})  # type: ignore[union-attr]
 
     def eof(self, side: _Side) -> bool:
         """Pass a half-close on to the peer where the transport allows it; else close the peer."""
@@ -297,38 +231,28 @@ class _Session:
         self._first_gone = self._first_gone or side.direction
         if side.peer is not None:
             side.peer.close()
-        if self.client.closed and (self.upstream is None or self.upstream.closed) and not self._connecting():
+        if self.client.closed and (self.upstream is None or self.upstream.closed) and not self._dialing:
             self._end()
 
-    def _connecting(self) -> bool:
-        return self._request is not None and self.upstream is None and self.handle is None
 
     def _end(self) -> None:
         if self._ended:
             return
         self._ended = True
         self.proxy.session_ended(self)
-        if self.handle is None:
-            return  # no request ever arrived: nothing to record
-        if self._rejection is not None:
-            body = self._rejection.pop("body_bytes")
-            self.handle.lifecycle(PROXY_UPSTREAM_REJECTED, {**self._rejection, "body": body.decode("utf-8", "replace")})
-        self.handle.close({
-            "client": _close_info(self._closes.get(CLIENT)),
-            "server": _close_info(self._closes.get(SERVER)),
-            "first_close": self._first_close,
-            "first_disconnect": self._first_gone,
-        })
+        if self.recording:
+            first = _NAMES.get(self._first_gone) if self._first_gone else None
+            self.link.send_json(self.conn, framing.CLOSE, {"first_disconnect": first})
 
-    def _pause_for_writer(self) -> None:
+    def pause(self, reason: str) -> None:
         for side in (self.client, self.upstream):
             if side is not None:
-                side.pause("writer")
+                side.pause(reason)
 
-    def _resume_for_writer(self) -> None:
+    def resume(self, reason: str) -> None:
         for side in (self.client, self.upstream):
             if side is not None:
-                side.resume("writer")
+                side.resume(reason)
 
     def shutdown(self) -> None:
         self.client.close()
@@ -337,27 +261,32 @@ class _Session:
 
 
 class Proxy:
-    """Accepts app connections and relays each to `upstream`, recording through `writer`.
+    """Accepts app connections and relays each to `upstream`, handing a copy to the recorder `link`.
 
     `authorization` is a full header value added to upgrade requests that carry none. `ssl_context`
     verifies the upstream's certificate (default: the system's trust store, hostname checked).
     """
 
-    def __init__(self, upstream: str, writer: ArchiveWriter, authorization: str | None = None,
+    def __init__(self, upstream: str, link: RecorderLink, authorization: str | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.upstream = Upstream.parse(upstream)
-        self.writer = writer
+        self.link = link
         self.authorization = authorization
-        if authorization:
-            for secret in redact.header_secrets("authorization", authorization):
-                writer.known_secrets.append(secret)
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.sessions: set[_Session] = set()
         self.loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._conns = itertools.count(1)
         self._idle = asyncio.Event()
         self._idle.set()
         self._server: asyncio.Server | None = None
+        link.on_pause = lambda: self._each_session(_Session.pause, "recorder")
+        link.on_resume = lambda: self._each_session(_Session.resume, "recorder")
+        link.on_failed = lambda: self._each_session(_Session.shutdown)
+
+    def _each_session(self, method: Any, *args: Any) -> None:
+        for session in list(self.sessions):
+            method(session, *args)
 
     def rewrite(self, request: tap.Head) -> tap.Head:
         return tap.rewrite_request(request, self.upstream.host_header, self.upstream.path_prefix, self.authorization)
@@ -368,7 +297,7 @@ class Proxy:
         task.add_done_callback(self._tasks.discard)
 
     def _accept(self) -> _Side:
-        session = _Session(self)
+        session = _Session(self, next(self._conns))
         self.sessions.add(session)
         self._idle.clear()
         return session.client
@@ -384,7 +313,7 @@ class Proxy:
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close every session (recording its end), and wait for them to finish."""
+        """Stop accepting, close every session (the recorder records its end), and wait for them to finish."""
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions):
@@ -398,23 +327,15 @@ class Proxy:
             task.cancel()
 
 
-def tune_interpreter() -> None:
-    """For a process whose main job is the proxy: hand the GIL over sooner (0.5 ms, default 5 ms).
-
-    The writer thread converts batches to Arrow while holding the GIL; with the default interval the
-    event loop, coming back from a socket call, can wait up to 5 ms for it (measured: p99 latency).
-    """
-    import sys
-
-    sys.setswitchinterval(0.0005)
-
-
 @dataclass
 class RunningProxy:
+    """A running proxy: its URL and port, the `Proxy`, and `writer` — the link to the recorder process
+    (counters `pauses`, `peak_queued_bytes`, `lost_records`, `errors`)."""
+
     url: str
     port: int
     proxy: Proxy
-    writer: ArchiveWriter
+    writer: RecorderLink
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -430,22 +351,27 @@ async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audi
                   ssl_context: ssl.SSLContext | None = None, high_water: int = 16 << 20) -> AsyncIterator[RunningProxy]:
     """Run a recording proxy until the block exits; every session is then finalized to Parquet.
 
-    Leftover journals under `out` are recovered first. `auth_env` names an environment variable whose
-    value is sent as `Authorization: Bearer <value>` when a client sends no Authorization header.
+    A recorder process is started first; it recovers leftover journals under `out` and then records
+    (`recorder.child`). `auth_env` names an environment variable whose value is sent as
+    `Authorization: Bearer <value>` when a client sends no Authorization header. `high_water` bounds, in
+    bytes, how far the recording may lag behind the relay at each stage before the relay pauses.
+    On exit the proxy closes its sessions and waits until the recorder has written all of them.
     """
-    import os
-
     if auth_env is not None:
         key = os.environ.get(auth_env)
         if not key:
             raise ValueError(f"environment variable {auth_env} is not set")
         authorization = f"Bearer {key}"
     host, port = parse_listen(listen)
-    await asyncio.to_thread(archive.recover, Path(out))
-    async with ArchiveWriter(Path(out), audio=audio, flush_interval=flush_interval, high_water=high_water) as writer:
-        proxy = Proxy(upstream, writer, authorization, ssl_context)
+    Upstream.parse(upstream)  # fail before starting anything
+    link = await RecorderLink.start(Path(out), audio=audio, flush_interval=flush_interval, high_water=high_water,
+                                    secrets=[authorization] if authorization else [])
+    try:
+        proxy = Proxy(upstream, link, authorization, ssl_context)
         bound = await proxy.listen(host, port)
         try:
-            yield RunningProxy(f"ws://{host}:{bound}", bound, proxy, writer)
+            yield RunningProxy(f"ws://{host}:{bound}", bound, proxy, link)
         finally:
             await proxy.stop()
+    finally:
+        await link.close()

@@ -1,5 +1,8 @@
 """Getting records onto disk without slowing the forwarding path.
 
+The proxy runs this in its recorder process (`recorder.child`); tools that drive sessions themselves
+(replay) use it in-process.
+
 `ArchiveWriter` owns one writer thread and one bounded queue shared by all sessions:
   - the event loop only appends records to the queue (`SessionHandle.message`, `.lifecycle`, …);
   - the thread wakes every half flush interval (or sooner when much is queued), appends the queued
@@ -118,11 +121,12 @@ class SessionHandle:
         wall_ns = time.time_ns() if wall_ns is None else wall_ns
         self._writer._put(self, self.recorder.lifecycle(kind, info, mono_ns, wall_ns))
 
-    def close(self, info: dict[str, Any] | None = None) -> None:
+    def close(self, info: dict[str, Any] | None = None, mono_ns: int | None = None,
+              wall_ns: int | None = None) -> None:
         """Record `proxy.close` (payload `info`) and end the session: its journal becomes Parquet."""
         if self.closed:
             return
-        self.lifecycle(PROXY_CLOSE, info or {})
+        self.lifecycle(PROXY_CLOSE, info or {}, mono_ns, wall_ns)
         self.closed = True
         self._writer._finish(self)
 
@@ -137,6 +141,8 @@ class ArchiveWriter:
     Secrets learned in any session are scrubbed from all of them (`known_secrets`).
     Public counters: `queued_bytes`, `peak_queued_bytes`, `pauses` (times sessions were paused),
     `lost_records` (lost to write failures), `errors` (messages about files that could not be written).
+    `on_problem(lost_records, message)`, if set, is also called (in the event loop thread) for each loss
+    and each file error — the recorder process passes them on to the proxy process.
     """
 
     def __init__(self, out: Path, audio: str = "keep", flush_interval: float = 0.5,
@@ -154,6 +160,7 @@ class ArchiveWriter:
         self.lost_records = 0
         self.errors: list[str] = []
         self.known_secrets: list[str] = []  # shared by every session's redactor
+        self.on_problem: Callable[[int, str], None] | None = None
         self._queue: collections.deque[tuple[SessionHandle, Record | None, int]] = collections.deque()
         self._paused: set[SessionHandle] = set()
         self._wake = threading.Event()
@@ -215,9 +222,10 @@ class ArchiveWriter:
             handle.on_pause()
 
     def _finish(self, handle: SessionHandle) -> None:
+        # A paused handle stays in `_paused` when it ends: its `on_resume` may stand for more than this
+        # session (the recorder process pauses its whole input through it).
         self._queue.append((handle, None, 0))
         self._wake.set()
-        self._paused.discard(handle)
 
     def _drained(self, size: int) -> None:
         self.queued_bytes -= size
@@ -291,6 +299,7 @@ class ArchiveWriter:
             lost[sid] = (count + len(rows), str(exc))
             self.lost_records += len(rows)
             log.error("session %s: %d records lost: %s", sid, len(rows), exc)
+            self._tell(len(rows), f"session {sid}: journal write failed: {exc}")
             return
         if sid in lost and not handle.closed:
             count, error = lost.pop(sid)
@@ -318,4 +327,9 @@ class ArchiveWriter:
         except (OSError, archive.ArchiveError) as exc:
             self.errors.append(f"{path}: {exc}")
             log.error("%s: %s", path, exc)
+            self._tell(0, f"{path}: {exc}")
             return False
+
+    def _tell(self, lost: int, message: str) -> None:
+        if self.on_problem is not None:
+            self._call_in_loop(self.on_problem, lost, message)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import errno
 import os
 import signal
 import socket
@@ -18,9 +17,8 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from recorder import archive, schema
+from recorder import archive, link, schema
 from recorder.proxy import running
-from recorder.writer import JournalFile
 from test_proxy_relay import in_loop, session_rows
 
 RTREPLAY = [sys.executable, "-c", "from analyzer.cli import main; main()"]
@@ -39,6 +37,14 @@ async def echo(ws) -> None:
             await ws.send(message)
     except ConnectionClosed:
         pass
+
+
+def patch_journal_append(monkeypatch, replacement: str) -> None:
+    """Run the recorder process with `JournalFile.append` replaced: `replacement` is the source of a
+    function `append(self, data)` that may call `original(self, data)` (the recorder is another process)."""
+    code = ("import errno, os, time\nfrom recorder.writer import JournalFile\nfrom recorder.child import main\n"
+            f"original = JournalFile.append\n{replacement}\nJournalFile.append = append\nmain()\n")
+    monkeypatch.setattr(link, "CHILD_COMMAND", [sys.executable, "-c", code])
 
 
 def free_port() -> int:
@@ -94,7 +100,10 @@ async def test_kill_9_then_recover_keeps_everything_forwarded_before_the_last_fl
         acked, killed_at = await stream_until_stopped(f"ws://127.0.0.1:{port}/v1/realtime", 2.0,
                                                      lambda: os.kill(proc.pid, signal.SIGKILL))
     proc.wait(10)
-    assert list((tmp_path / "journal").glob("*.arrows")), "a killed proxy leaves its journal"
+    for _ in range(200):  # the recorder process outlives the proxy and finalizes what it was handed
+        if not list((tmp_path / "journal").glob("*.arrows")):
+            break
+        await asyncio.sleep(0.05)
     recovered = subprocess.run(RTREPLAY + ["recover", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert recovered.returncode == 0 or "cut short" in recovered.stderr, recovered.stderr
     old_enough = {eid for eid, at in acked.items() if at < killed_at - 0.5}
@@ -118,13 +127,7 @@ async def test_sigterm_loses_nothing(tmp_path) -> None:
 
 @in_loop
 async def test_slow_writer_applies_backpressure_and_drops_nothing(tmp_path, monkeypatch) -> None:
-    append = JournalFile.append
-
-    def slow_append(self, data: bytes) -> None:
-        time.sleep(0.05)
-        append(self, data)
-
-    monkeypatch.setattr(JournalFile, "append", slow_append)
+    patch_journal_append(monkeypatch, "def append(self, data):\n    time.sleep(0.05)\n    original(self, data)")
     high_water = 256 * 1024
     n = 300
 
@@ -151,21 +154,17 @@ async def test_slow_writer_applies_backpressure_and_drops_nothing(tmp_path, monk
 
 @in_loop
 async def test_disk_full_keeps_forwarding_and_records_the_loss(tmp_path, monkeypatch) -> None:
-    append = JournalFile.append
-    disk_full = False
-
-    def append_or_fail(self, data: bytes) -> None:
-        if disk_full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        append(self, data)
-
-    monkeypatch.setattr(JournalFile, "append", append_or_fail)
+    disk_full = tmp_path / ".disk-full"  # while this file exists, journal writes fail
+    patch_journal_append(monkeypatch, f"def append(self, data):\n    if os.path.exists({str(disk_full)!r}):\n"
+                                      "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
+                                      "    original(self, data)")
     async with serve(echo, "127.0.0.1", 0) as server:
         async with running(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", tmp_path,
                            flush_interval=0.05) as proxy:
             async with connect(proxy.url) as ws:
                 for i in range(60):
-                    disk_full = 20 <= i < 40
+                    if i in (20, 40):
+                        disk_full.touch() if i == 20 else disk_full.unlink()
                     await ws.send(orjson.dumps({"type": "x", "event_id": f"e{i}"}).decode())
                     assert orjson.loads(await ws.recv())["event_id"] == f"e{i}"
                     await asyncio.sleep(0.01)

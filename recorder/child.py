@@ -1,0 +1,258 @@
+"""The recorder process: turns the proxy's copy of its traffic into the archive.
+
+Started by `recorder.link.RecorderLink` as `python -m recorder.child --fd N --out DIR …`, it reads
+`recorder.framing` frames from the socket `N` and owns all recording work: per connection it parses the
+upstream's HTTP answer, taps both WebSocket streams (`recorder.tap`: sans-I/O websockets, deflate,
+fragments), and feeds the messages to a `recorder.writer.ArchiveWriter` (sequence numbers, fields,
+redaction and audio cut in `recorder.core`; journals, fsync and Parquet in the writer thread).
+
+Secrets: frames arrive with raw bytes in memory only; `SessionRecorder` redacts before a record exists,
+so nothing reaches the writer's queue, let alone disk, unredacted.
+
+Lifetime: the socket is the child's lifeline. SIGINT and SIGTERM are ignored; at EOF — the proxy closed
+cleanly, or died, even by `kill -9` — the child records a `proxy.error` on each session still open,
+writes and finalizes everything, and exits. Backpressure: while the writer's queue is over its high-water
+mark the child stops reading the socket, so the proxy's write buffer fills and the proxy pauses.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from recorder import archive, framing, redact, tap
+from recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
+from recorder.writer import ArchiveWriter, SessionHandle
+
+log = logging.getLogger(__name__)
+
+MAX_REJECTION_BODY = 64 * 1024  # bytes of an upstream's rejection body kept in the record
+_DIRECTIONS = {framing.CLIENT: CLIENT, framing.SERVER: SERVER}
+
+
+def _close_info(close: Any) -> dict[str, Any] | None:
+    return None if close is None else {"code": int(close.code), "reason": close.reason}
+
+
+class Connection:
+    """One app connection, rebuilt from the proxy's frames: its handshake, taps and lifecycle records.
+
+    The session is recorded (`proxy.open`) once the upstream's answer is read, or when an error or the
+    end comes first. Client bytes sent before the answer are held and recorded right after it.
+    """
+
+    def __init__(self, writer: ArchiveWriter, link: ParentLink, info: dict[str, Any], at: tuple[int, int]) -> None:
+        self._writer = writer
+        self._link = link
+        self._info = info
+        self._at = at
+        self.handle: SessionHandle | None = None
+        self._answer = b""  # the upstream's HTTP answer until it is complete
+        self._early: list[tuple[bytes, int, int]] = []
+        self._rejection: dict[str, Any] | None = None
+        self._tapping = False
+        self._taps = {CLIENT: tap.StreamTap(masked=True), SERVER: tap.StreamTap(masked=False)}
+        self._tap_errors: set[str] = set()
+        self._closes: dict[str, Any] = {}
+        self._first_close: str | None = None
+
+    def _start(self, subprotocol: str | None = None, extensions: str | None = None) -> SessionHandle:
+        if self.handle is None:
+            info = {**self._info, "subprotocol": subprotocol, "extensions": extensions}
+            self.handle = self._writer.open_session(info, at=self._at)
+            self.handle.on_pause = self._link.pause
+            self.handle.on_resume = self._link.resume
+        return self.handle
+
+    def feed(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> None:
+        """A chunk the proxy forwarded going `direction`, received at (`mono_ns`, `wall_ns`)."""
+        if self._tapping:
+            self._observe(direction, data, mono_ns, wall_ns)
+        elif direction == SERVER:
+            self._upstream_answer(data, mono_ns, wall_ns)
+        elif self._rejection is None:
+            self._early.append((data, mono_ns, wall_ns))
+
+    def _upstream_answer(self, data: bytes, mono_ns: int, wall_ns: int) -> None:
+        if self._rejection is not None:
+            body = self._rejection["body_bytes"]
+            if len(body) < MAX_REJECTION_BODY:
+                self._rejection["body_bytes"] = body + data[: MAX_REJECTION_BODY - len(body)]
+            return
+        self._answer += data
+        try:
+            split = tap.split_head(self._answer)
+            if split is None:
+                return
+            head_bytes, rest = split
+            head = tap.parse_head(head_bytes)
+            status, reason = tap.status_of(head)
+        except tap.HeadError as exc:
+            self._start().lifecycle(PROXY_ERROR, {"error": f"bad upstream answer: {exc}"}, mono_ns, wall_ns)
+            self._rejection = {"status": None, "reason": str(exc), "headers": [], "body_bytes": b""}
+            return
+        self._answer = b""
+        if status != 101:
+            self._start()
+            self._rejection = {"status": status, "reason": reason, "headers": head.headers,
+                               "body_bytes": rest[:MAX_REJECTION_BODY]}
+            return
+        extensions = head.get("sec-websocket-extensions")
+        for stream_tap in self._taps.values():
+            stream_tap.enable_deflate(extensions)
+        self._start(head.get("sec-websocket-protocol"), extensions)
+        self._tapping = True
+        early, self._early = self._early, []
+        for chunk, mono, wall in early:
+            self._observe(CLIENT, chunk, mono, wall)
+        if rest:
+            self._observe(SERVER, rest, mono_ns, wall_ns)
+
+    def _observe(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> None:
+        stream_tap = self._taps[direction]
+        handle = self.handle
+        assert handle is not None
+        for item in stream_tap.feed(data):
+            if type(item) is tap.Message:
+                handle.message(direction, item.data, item.is_text, mono_ns, wall_ns)
+            else:
+                self._closes.setdefault(direction, item)
+                self._first_close = self._first_close or direction
+        if stream_tap.error is not None and direction not in self._tap_errors:
+            self._tap_errors.add(direction)
+            handle.lifecycle(PROXY_ERROR, {"error": stream_tap.error}, mono_ns, wall_ns)
+
+    def error(self, info: dict[str, Any], mono_ns: int, wall_ns: int) -> None:
+        self._start().lifecycle(PROXY_ERROR, info, mono_ns, wall_ns)
+
+    def close(self, info: dict[str, Any], mono_ns: int, wall_ns: int) -> None:
+        """Both sockets are gone: record the rejection (if any) and `proxy.close`; the session ends."""
+        handle = self._start()
+        if self._rejection is not None:
+            body = self._rejection.pop("body_bytes")
+            handle.lifecycle(PROXY_UPSTREAM_REJECTED, {**self._rejection, "body": body.decode("utf-8", "replace")},
+                             mono_ns, wall_ns)
+        handle.close({"client": _close_info(self._closes.get(CLIENT)), "server": _close_info(self._closes.get(SERVER)),
+                      "first_close": self._first_close, "first_disconnect": info.get("first_disconnect")},
+                     mono_ns, wall_ns)
+
+    def abandon(self, why: str, close: bool = False) -> None:
+        """Stop recording this session, with a `proxy.error` saying `why` (and `proxy.close` if `close`)."""
+        handle = self._start()
+        handle.lifecycle(PROXY_ERROR, {"error": why})
+        if close:
+            handle.close({})
+
+
+class ParentLink(asyncio.Protocol):
+    """The child's end of the socket: decodes frames and routes them to their `Connection`."""
+
+    def __init__(self, writer: ArchiveWriter) -> None:
+        self.writer = writer
+        self.connections: dict[int, Connection] = {}
+        self.transport: asyncio.Transport | None = None
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._decoder = framing.Decoder()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        for frame in self._decoder.feed(data):
+            try:
+                self._dispatch(frame)
+            except Exception as exc:  # our bug: keep recording the other sessions, and say so in this one
+                log.exception("recorder: frame %s of connection %s", frame.kind, frame.conn)
+                connection = self.connections.pop(frame.conn, None)
+                if connection is not None:
+                    connection.abandon(f"recorder failed: {exc!r}", close=True)
+
+    def _dispatch(self, frame: framing.Frame) -> None:
+        kind, conn = frame.kind, frame.conn
+        if kind == framing.DATA:
+            connection = self.connections.get(conn)
+            if connection is not None:  # None: dropped after a recorder failure
+                connection.feed(_DIRECTIONS[frame.direction], frame.payload, frame.mono_ns, frame.wall_ns)
+        elif kind == framing.OPEN:
+            self.connections[conn] = Connection(self.writer, self, orjson.loads(frame.payload),
+                                                (frame.mono_ns, frame.wall_ns))
+        elif kind == framing.ERROR and conn in self.connections:
+            self.connections[conn].error(orjson.loads(frame.payload), frame.mono_ns, frame.wall_ns)
+        elif kind == framing.CLOSE and conn in self.connections:
+            self.connections.pop(conn).close(orjson.loads(frame.payload), frame.mono_ns, frame.wall_ns)
+        elif kind == framing.SECRET:
+            for secret in redact.header_secrets("authorization", frame.payload.decode()):
+                self.writer.known_secrets.append(secret)
+
+    def eof_received(self) -> bool:
+        if not self.ended.done():
+            self.ended.set_result(None)
+        return True  # keep our half open: problems may still be reported
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        for future in (self.ended, self.lost):
+            if not future.done():
+                future.set_result(None)
+
+    def pause(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def send(self, kind: int, payload: bytes = b"") -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(framing.encode(0, kind, framing.NO_DIRECTION, 0, 0, payload))
+
+    def report(self, lost_records: int, error: str) -> None:
+        self.send(framing.PROBLEM, orjson.dumps({"lost_records": lost_records, "error": error}))
+
+    def abandon_open_sessions(self) -> None:
+        for connection in self.connections.values():
+            connection.abandon("the proxy process ended while the session was open")
+        self.connections.clear()
+
+
+async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: float, high_water: int) -> None:
+    """Recover leftover journals, say READY, record until EOF, then finalize everything."""
+    loop = asyncio.get_running_loop()
+    await asyncio.to_thread(archive.recover, out)
+    async with ArchiveWriter(out, audio=audio, flush_interval=flush_interval, high_water=high_water) as writer:
+        link = ParentLink(writer)
+        await loop.connect_accepted_socket(lambda: link, sock)
+        writer.on_problem = link.report
+        link.send(framing.READY)
+        await link.ended
+        link.abandon_open_sessions()
+    if link.transport is not None:
+        link.transport.close()  # after writing what is buffered
+        await link.lost
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m recorder.child", description=__doc__.splitlines()[0])
+    parser.add_argument("--fd", type=int, required=True, help="the connected stream socket to the proxy")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--audio", choices=["keep", "drop"], default="keep")
+    parser.add_argument("--flush-interval", type=float, default=0.5)
+    parser.add_argument("--high-water", type=int, default=16 << 20)
+    args = parser.parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    logging.basicConfig(format="rtreplay recorder: %(message)s")
+    sock = socket.socket(fileno=args.fd)
+    asyncio.run(serve(sock, args.out, args.audio, args.flush_interval, args.high_water))
+
+
+if __name__ == "__main__":
+    main()
