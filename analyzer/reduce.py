@@ -1,7 +1,7 @@
 """The reducer: one handler per wire event `type`, folding a session's events into a `SessionState`.
 
 Rules:
-- Everything that changes rebuilt state lives here. `apply(state, event)` is pure in the sense that matters
+- Everything that changes rebuilt state lives here and in analyzer/reduce_items.py (items and content). `apply(state, event)` is pure in the sense that matters
   for an event-sourced fold: no I/O, no clock, no randomness; it changes only the `state` passed in and
   returns it. The fold owns its state; `SessionState.copy()` (a deep copy) gives independent snapshots,
   so `fold(b, fold(a).copy())` equals `fold(a + b)`. Handlers never mutate a JSON object taken from an
@@ -16,330 +16,30 @@ Rules:
 """
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from analyzer.state import Anomaly, Event, Item, Part, Response, SessionState, part_type
+from analyzer.reduce_items import (
+    Handler, Malformed, anomaly, arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
+    item_deleted, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item, new_item,
+    part_added, text_delta, text_done, transcription_completed, transcription_delta,
+)
+from analyzer.state import Anomaly, Event, Response, SessionState
+
+__all__ = ["HANDLERS", "AnomalyError", "Malformed", "apply", "finish", "fold"]
 
 
 class AnomalyError(Exception):
     """Raised by a strict fold on the first anomaly."""
 
 
-class Malformed(Exception):
-    """A field had the wrong shape; becomes an anomaly of kind `malformed`."""
-
-
-Handler = Callable[[SessionState, Event], None]
-
-
-def _anomaly(state: SessionState, ev: Event, kind: str, message: str) -> None:
-    state.anomalies.append(Anomaly(ev.seq, ev.type, kind, message))
-
-
-def _dict(value: Any, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise Malformed(f"{what} is not an object")
-    return value
-
-
-def _str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise Malformed(f"{what} is not a string")
-    return value
-
-
-def _index(value: Any, what: str) -> int:
-    if value is None:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 10_000:
-        raise Malformed(f"{what} is not a small non-negative integer")
-    return value
-
-
-def _audio_of(ev: Event, key: str) -> Any:
-    """The event's audio: the archive's decoded bytes, else the base64 still inline in the payload."""
-    if ev.audio is not None:
-        return ev.audio
-    raw = ev.data.get(key)
-    if raw is None:
-        return b""
-    try:
-        return base64.b64decode(_str(raw, key), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Malformed(f"{key} is not base64") from exc
-
-
-# -- items and the conversation -------------------------------------------------------------------------
-def _new_item(raw: dict, seq: int) -> Item:
-    iid = _str(raw.get("id"), "item.id")
-    item = Item(iid, {}, [], None, seq)
-    _merge_item(item, raw)
-    return item
-
-
-def _merge_part(part: Part, raw: dict) -> None:
-    for key, value in raw.items():
-        if key == "audio":
-            if isinstance(value, str):
-                try:
-                    part.audio = [base64.b64decode(value, validate=True)] if value else []
-                    part.audio_known = True
-                except (binascii.Error, ValueError) as exc:
-                    raise Malformed("content audio is not base64") from exc
-        elif key == "type":
-            part.fields["type"] = part_type(value)
-        elif key in ("text", "transcript") and not value and part.fields.get(key):
-            continue  # prefer the text we already have over an empty one (§4.7 step 2)
-        else:
-            part.fields[key] = value
-
-
-def _merge_item(item: Item, raw: dict) -> None:
-    for key, value in raw.items():
-        if key in ("id", "object"):
-            continue
-        if key == "content":
-            if not isinstance(value, list):
-                raise Malformed("item.content is not a list")
-            for i, p in enumerate(value):
-                p = _dict(p, "content part")
-                if i == len(item.content):
-                    item.content.append(Part({}))
-                _merge_part(item.content[i], p)
-        elif key == "arguments" and not value and item.fields.get("arguments"):
-            continue
-        else:
-            item.fields[key] = value
-
-
-def _place(state: SessionState, ev: Event, iid: str, prev: Any, has_prev: bool) -> None:
-    """Put `iid` right after `prev` (head when null); append when the predecessor is unknown."""
-    if iid in state.items and iid in state.order:
-        state.order.remove(iid)
-    if not has_prev:
-        state.order.append(iid)
-    elif prev is None or prev == "root":
-        state.order.insert(0, iid)
-    elif isinstance(prev, str) and prev in state.items and prev != iid:
-        state.order.insert(state.order.index(prev) + 1, iid)
-    else:
-        _anomaly(state, ev, "unknown_previous_item", f"previous_item_id {prev!r} is not in the conversation; appended")
-        state.order.append(iid)
-
-
-def _attach_input_audio(state: SessionState, item: Item) -> None:
-    """Give a user item the audio that went into it: its commit's buffer, or the client's own bytes."""
-    audio = state.committed_audio.pop(item.id, None)
-    if audio is None and item.id in state.client_audio:
-        audio = [state.client_audio.pop(item.id)]
-    if audio:
-        for part in item.content:
-            if part.fields.get("type") == "input_audio" and not part.audio:
-                part.audio = list(audio)
-                part.audio_known = True
-                break
-    for index, text in state.pending_transcripts.pop(item.id, {}).items():
-        if index < len(item.content):
-            item.content[index].fields["transcript"] = text
-
-
-def item_upserted(state: SessionState, ev: Event) -> None:
-    """conversation.item.added / .done / .created (beta): insert after previous_item_id, or merge."""
-    d = ev.data
-    raw = _dict(d.get("item"), "item")
-    iid = _str(raw.get("id"), "item.id")
-    existing = state.items.get(iid)
-    if existing is not None:
-        _merge_item(existing, raw)
-        if "previous_item_id" in d and _position_differs(state, iid, d["previous_item_id"]):
-            _anomaly(state, ev, "item_moved", f"{iid} re-announced after {d['previous_item_id']!r}; moved there")
-            _place(state, ev, iid, d["previous_item_id"], True)
-        return
-    item = state.outputs.pop(iid, None)
-    if item is not None:
-        _merge_item(item, raw)
-        if item.response_id in state.responses and state.responses[item.response_id].out_of_band:
-            _anomaly(state, ev, "out_of_band_item_in_conversation", f"{iid} of an out-of-band response was added")
-    else:
-        item = _new_item(raw, ev.seq)
-    state.items[iid] = item
-    _place(state, ev, iid, d.get("previous_item_id"), "previous_item_id" in d)
-    _attach_input_audio(state, item)
-
-
-def _position_differs(state: SessionState, iid: str, prev: Any) -> bool:
-    i = state.order.index(iid)
-    if prev is None or prev == "root":
-        return i != 0
-    if not isinstance(prev, str) or prev not in state.items:
-        return False
-    return i == 0 or state.order[i - 1] != prev
-
-
-def item_retrieved(state: SessionState, ev: Event) -> None:
-    raw = _dict(ev.data.get("item"), "item")
-    item = state.find_item(raw.get("id"))
-    if item is None:
-        _anomaly(state, ev, "retrieved_unknown_item", f"{raw.get('id')!r} was never added; not placed")
-        return
-    _merge_item(item, raw)
-
-
-def item_deleted(state: SessionState, ev: Event) -> None:
-    iid = ev.data.get("item_id")
-    if not isinstance(iid, str) or iid not in state.items:
-        _anomaly(state, ev, "delete_unknown_item", f"{iid!r} is not in the conversation")
-        return
-    del state.items[iid]
-    state.order.remove(iid)
-
-
-def _bytes_per_ms(state: SessionState) -> int:
-    audio = state.session.get("audio")
-    fmt = audio.get("output", {}).get("format") if isinstance(audio, dict) and isinstance(audio.get("output"), dict) else None
-    kind = fmt.get("type") if isinstance(fmt, dict) else state.session.get("output_audio_format")
-    return 8 if kind in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw") else 48
-
-
-def item_truncated(state: SessionState, ev: Event) -> None:
-    """Cut the audio at audio_end_ms and drop the transcript (the server deletes it, §4.5)."""
-    d = ev.data
-    item = state.find_item(d.get("item_id"))
-    index = _index(d.get("content_index"), "content_index")
-    end_ms = d.get("audio_end_ms")
-    if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
-        raise Malformed("audio_end_ms is not a non-negative integer")
-    if item is None or index >= len(item.content):
-        _anomaly(state, ev, "truncate_unknown_item", f"{d.get('item_id')!r} part {index} is not known")
-        return
-    part = item.content[index]
-    part.audio = [part.audio_bytes()[: end_ms * _bytes_per_ms(state)]]
-    part.fields["transcript"] = ""  # deleted, not cut: what `retrieve` then shows
-
-
-def _part_for(state: SessionState, ev: Event, kind: str) -> Part | None:
-    """The content part a content-level event targets; an anomaly when its item or part is unknown."""
-    iid = ev.item_id if ev.item_id is not None else ev.data.get("item_id")
-    item = state.find_item(iid)
-    if item is None:
-        _anomaly(state, ev, "delta_for_unknown_item", f"item {iid!r} is not known")
-        return None
-    if ev._data is None and ev.audio is not None:  # fast path for audio deltas: no payload parse
-        for part in reversed(item.content):
-            if part.fields.get("type") == kind:
-                return part
-    index = _index(ev.data.get("content_index"), "content_index")
-    while len(item.content) <= index:
-        _anomaly(state, ev, "delta_for_unknown_part", f"item {iid} has no part {index}; created")
-        item.content.append(Part({"type": kind}))
-    return item.content[index]
-
-
-def _first_output(state: SessionState, ev: Event) -> None:
-    r = state.responses.get(ev.response_id) if ev.response_id else None
-    if r is not None and r.first_output_mono_ns is None:
-        r.first_output_mono_ns = ev.mono_ns
-
-
-def _text_delta(field: str, kind: str) -> Handler:
-    def handler(state: SessionState, ev: Event) -> None:
-        part = _part_for(state, ev, kind)
-        if part is not None:
-            _first_output(state, ev)
-            part.fields[field] = (part.fields.get(field) or "") + _str(ev.data.get("delta", ""), "delta")
-    return handler
-
-
-def _text_done(field: str, kind: str, key: str) -> Handler:
-    def handler(state: SessionState, ev: Event) -> None:
-        part = _part_for(state, ev, kind)
-        if part is not None and key in ev.data:  # the .done value is authoritative
-            part.fields[field] = ev.data[key]
-    return handler
-
-
-def audio_delta(state: SessionState, ev: Event) -> None:
-    part = _part_for(state, ev, "output_audio")
-    if part is not None:
-        _first_output(state, ev)
-        part.audio.append(_audio_of(ev, "delta"))
-
-
-def audio_done(state: SessionState, ev: Event) -> None:
-    _part_for(state, ev, "output_audio")  # only checks the item exists: `.done` carries no audio
-
-
-def part_added(state: SessionState, ev: Event) -> None:
-    d = ev.data
-    item = state.find_item(d.get("item_id"))
-    if item is None:
-        _anomaly(state, ev, "delta_for_unknown_item", f"item {d.get('item_id')!r} is not known")
-        return
-    index = _index(d.get("content_index"), "content_index")
-    while len(item.content) <= index:
-        item.content.append(Part({}))
-    part = item.content[index]
-    _merge_part(part, _dict(d.get("part", {}), "part"))
-    if part.fields.get("type") == "output_audio":
-        part.audio_known = True  # streamed from here on: every byte arrives as a delta
-
-
-def _arguments(done: bool) -> Handler:
-    def handler(state: SessionState, ev: Event) -> None:
-        d = ev.data
-        item = state.find_item(d.get("item_id"))
-        if item is None:
-            _anomaly(state, ev, "delta_for_unknown_item", f"item {d.get('item_id')!r} is not known")
-        elif done:
-            item.fields["arguments"] = _str(d.get("arguments"), "arguments")
-        else:
-            _first_output(state, ev)
-            item.fields["arguments"] = (item.fields.get("arguments") or "") + _str(d.get("delta", ""), "delta")
-    return handler
-
-
-def mcp_call_status(status: str) -> Handler:
-    def handler(state: SessionState, ev: Event) -> None:
-        item = state.find_item(ev.data.get("item_id"))
-        if item is None:
-            _anomaly(state, ev, "delta_for_unknown_item", f"item {ev.data.get('item_id')!r} is not known")
-        else:
-            item.fields["status"] = status
-    return handler
-
-
-def transcription_delta(state: SessionState, ev: Event) -> None:
-    d = ev.data
-    index = _index(d.get("content_index"), "content_index")
-    item = state.find_item(d.get("item_id"))
-    if item is not None and index < len(item.content):
-        part = item.content[index]
-        part.fields["transcript"] = (part.fields.get("transcript") or "") + _str(d.get("delta") or "", "delta")
-
-
-def transcription_completed(state: SessionState, ev: Event) -> None:
-    """Sets the user item's transcript; may arrive before the item (kept pending until it does)."""
-    d = ev.data
-    iid = _str(d.get("item_id"), "item_id")
-    index = _index(d.get("content_index"), "content_index")
-    transcript = d.get("transcript")
-    item = state.items.get(iid)
-    if item is not None and index < len(item.content):
-        item.content[index].fields["transcript"] = transcript
-    else:
-        state.pending_transcripts.setdefault(iid, {})[index] = transcript
-
-
 # -- session, buffer, responses -------------------------------------------------------------------------
 def session_set(state: SessionState, ev: Event) -> None:
-    state.session = _dict(ev.data.get("session"), "session")
+    state.session = as_dict(ev.data.get("session"), "session")
 
 
 def buffer_append(state: SessionState, ev: Event) -> None:
-    chunk = _audio_of(ev, "audio")
+    chunk = audio_of(ev, "audio")
     state.input_audio.append(chunk)
     state.input_written += len(chunk)
 
@@ -366,7 +66,7 @@ def buffer_committed(state: SessionState, ev: Event) -> None:
     """The buffer becomes the user item's audio. After VAD end of speech only the speech segment is
     committed (audio_start_ms..audio_end_ms, offsets into all audio written this session); the rest
     stays buffered. A manual commit takes the whole buffer."""
-    iid = _str(ev.data.get("item_id"), "item_id")
+    iid = as_str(ev.data.get("item_id"), "item_id")
     start_ms, end_ms = state.speech_ms
     if end_ms is None:
         state.committed_audio[iid] = state.input_audio
@@ -403,18 +103,18 @@ def response_create(state: SessionState, ev: Event) -> None:
 
 
 def _response(state: SessionState, ev: Event, rid: Any) -> Response:
-    rid = _str(rid, "response id")
+    rid = as_str(rid, "response id")
     r = state.responses.get(rid)
     if r is None:
-        _anomaly(state, ev, "unknown_response", f"{rid} was never created")
+        anomaly(state, ev, "unknown_response", f"{rid} was never created")
         r = state.responses[rid] = Response(rid, created_seq=None)
     return r
 
 
 def response_created(state: SessionState, ev: Event) -> None:
     """A new response; the oldest waiting client request is what asked for it (none: server-initiated)."""
-    raw = _dict(ev.data.get("response"), "response")
-    rid = _str(raw.get("id"), "response.id")
+    raw = as_dict(ev.data.get("response"), "response")
+    rid = as_str(raw.get("id"), "response.id")
     r = Response(rid, status=str(raw.get("status", "in_progress")), conversation_id=raw.get("conversation_id"),
                  metadata=raw.get("metadata"), created_seq=ev.seq, created_mono_ns=ev.mono_ns)
     if state.waiting_requests:
@@ -424,36 +124,36 @@ def response_created(state: SessionState, ev: Event) -> None:
     else:
         r.out_of_band = "conversation_id" in raw and raw["conversation_id"] is None
     if rid in state.responses:
-        _anomaly(state, ev, "duplicate_response", f"{rid} created twice; the second replaces the first")
+        anomaly(state, ev, "duplicate_response", f"{rid} created twice; the second replaces the first")
     state.responses[rid] = r
 
 
 def output_item_added(state: SessionState, ev: Event) -> None:
     d = ev.data
     r = _response(state, ev, d.get("response_id"))
-    raw = _dict(d.get("item"), "item")
-    iid = _str(raw.get("id"), "item.id")
+    raw = as_dict(d.get("item"), "item")
+    iid = as_str(raw.get("id"), "item.id")
     item = state.find_item(iid)
     if item is None:
-        item = state.outputs[iid] = _new_item(raw, ev.seq)
+        item = state.outputs[iid] = new_item(raw, ev.seq)
     else:
-        _merge_item(item, raw)
+        merge_item(item, raw)
     item.response_id = r.id
     if iid not in r.output:
         r.output.append(iid)
 
 
 def output_item_done(state: SessionState, ev: Event) -> None:
-    raw = _dict(ev.data.get("item"), "item")
+    raw = as_dict(ev.data.get("item"), "item")
     item = state.find_item(raw.get("id"))
     if item is None:
-        _anomaly(state, ev, "delta_for_unknown_item", f"item {raw.get('id')!r} is not known")
+        anomaly(state, ev, "delta_for_unknown_item", f"item {raw.get('id')!r} is not known")
         return
-    _merge_item(item, raw)
+    merge_item(item, raw)
 
 
 def response_done(state: SessionState, ev: Event) -> None:
-    raw = _dict(ev.data.get("response"), "response")
+    raw = as_dict(ev.data.get("response"), "response")
     r = _response(state, ev, raw.get("id"))
     r.status = str(raw.get("status"))
     r.status_details = raw.get("status_details")
@@ -463,18 +163,18 @@ def response_done(state: SessionState, ev: Event) -> None:
     output = raw.get("output")
     for o in output if isinstance(output, list) else []:
         if not isinstance(o, dict) or not isinstance(o.get("id"), str):
-            _anomaly(state, ev, "malformed", "an output item of response.done is not an item object; skipped")
+            anomaly(state, ev, "malformed", "an output item of response.done is not an item object; skipped")
             continue
         item = state.find_item(o.get("id"))
         if item is None:  # output nobody streamed: keep it under the response
-            item = state.outputs[o["id"]] = _new_item(o, ev.seq)
+            item = state.outputs[o["id"]] = new_item(o, ev.seq)
             item.response_id = r.id
             r.output.append(item.id)
         else:
-            _merge_item(item, o)
+            merge_item(item, o)
     for iid in r.output:
         if not r.out_of_band and iid in state.outputs:
-            _anomaly(state, ev, "output_not_in_conversation", f"{iid} of a default-conversation response was never added")
+            anomaly(state, ev, "output_not_in_conversation", f"{iid} of a default-conversation response was never added")
 
 
 def error_event(state: SessionState, ev: Event) -> None:
@@ -498,11 +198,11 @@ def proxy_close(state: SessionState, ev: Event) -> None:
 
 
 def proxy_problem(state: SessionState, ev: Event) -> None:
-    _anomaly(state, ev, "proxy", ev.payload[:200])
+    anomaly(state, ev, "proxy", ev.payload[:200])
 
 
 def not_an_event(state: SessionState, ev: Event) -> None:
-    _anomaly(state, ev, "not_an_event", f"{ev.type} frame of {len(ev.payload)} characters")
+    anomaly(state, ev, "not_an_event", f"{ev.type} frame of {len(ev.payload)} characters")
 
 
 def no_change(state: SessionState, ev: Event) -> None:
@@ -556,22 +256,22 @@ HANDLERS: dict[str, Handler] = {
     "response.output_item.done": output_item_done,
     "response.content_part.added": part_added,
     "response.content_part.done": part_added,
-    "response.output_text.delta": _text_delta("text", "output_text"),
-    "response.output_text.done": _text_done("text", "output_text", "text"),
-    "response.text.delta": _text_delta("text", "output_text"),  # beta
-    "response.text.done": _text_done("text", "output_text", "text"),  # beta
-    "response.output_audio_transcript.delta": _text_delta("transcript", "output_audio"),
-    "response.output_audio_transcript.done": _text_done("transcript", "output_audio", "transcript"),
-    "response.audio_transcript.delta": _text_delta("transcript", "output_audio"),  # beta
-    "response.audio_transcript.done": _text_done("transcript", "output_audio", "transcript"),  # beta
+    "response.output_text.delta": text_delta("text", "output_text"),
+    "response.output_text.done": text_done("text", "output_text", "text"),
+    "response.text.delta": text_delta("text", "output_text"),  # beta
+    "response.text.done": text_done("text", "output_text", "text"),  # beta
+    "response.output_audio_transcript.delta": text_delta("transcript", "output_audio"),
+    "response.output_audio_transcript.done": text_done("transcript", "output_audio", "transcript"),
+    "response.audio_transcript.delta": text_delta("transcript", "output_audio"),  # beta
+    "response.audio_transcript.done": text_done("transcript", "output_audio", "transcript"),  # beta
     "response.output_audio.delta": audio_delta,
     "response.output_audio.done": audio_done,
     "response.audio.delta": audio_delta,  # beta
     "response.audio.done": audio_done,  # beta
-    "response.function_call_arguments.delta": _arguments(done=False),
-    "response.function_call_arguments.done": _arguments(done=True),
-    "response.mcp_call_arguments.delta": _arguments(done=False),
-    "response.mcp_call_arguments.done": _arguments(done=True),
+    "response.function_call_arguments.delta": arguments_handler(done=False),
+    "response.function_call_arguments.done": arguments_handler(done=True),
+    "response.mcp_call_arguments.delta": arguments_handler(done=False),
+    "response.mcp_call_arguments.done": arguments_handler(done=True),
     "response.mcp_call.in_progress": mcp_call_status("in_progress"),
     "response.mcp_call.completed": mcp_call_status("completed"),
     "response.mcp_call.failed": mcp_call_status("failed"),
@@ -595,14 +295,14 @@ def apply(state: SessionState, ev: Event, *, strict: bool = False) -> SessionSta
     before = len(state.anomalies)
     handler = HANDLERS.get(ev.type)
     if handler is None:
-        _anomaly(state, ev, "unknown_type", f"no handler for {ev.type!r}")
+        anomaly(state, ev, "unknown_type", f"no handler for {ev.type!r}")
     else:
         try:
             handler(state, ev)
         except Malformed as exc:
-            _anomaly(state, ev, "malformed", str(exc))
+            anomaly(state, ev, "malformed", str(exc))
     if state.last_seq is not None and ev.seq <= state.last_seq:
-        _anomaly(state, ev, "out_of_order", f"seq {ev.seq} after {state.last_seq}")
+        anomaly(state, ev, "out_of_order", f"seq {ev.seq} after {state.last_seq}")
     state.last_seq = ev.seq
     if strict and len(state.anomalies) > before:
         raise AnomalyError(str(state.anomalies[before]))
