@@ -17,7 +17,7 @@ from analyzer.match import match
 from analyzer.reduce import AnomalyError
 from analyzer.state import SessionState
 from analyzer.timeline import format_ts, seq_of_response, state_at, timeline
-from recorder.archive import ArchiveError
+from recorder.archive import ArchiveError, archive_files
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
                       help="Output format.")
@@ -60,6 +60,8 @@ def sessions(archive_path: Path, fmt: str) -> None:
       rtreplay sessions logs/
     """
     try:
+        if not archive_files(archive_path)[0]:
+            raise ArchiveError(f"{archive_path}: no archive files here (expected events/**/*.parquet or journal/*.arrows)")
         sc = load.scan(archive_path)
         result = match(archive_path)
     except ArchiveError as exc:
@@ -87,10 +89,13 @@ def sessions(archive_path: Path, fmt: str) -> None:
 
 
 def _session(archive_path: Path, session_id: str) -> list:
+    problems: list = []
     try:
-        return load.session_events(load.read_session(archive_path, session_id))
+        table = load.read_session(archive_path, session_id, problems)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
+    _problems(problems)
+    return load.session_events(table)
 
 
 @click.command("show")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from analyzer import load
 from analyzer.model import FORMS, OUTCOMES
 from analyzer.replay import (SCOPES, Job, ReplayError, ReplayReport, Result, Selection, Tally, is_loopback,
                              plan_jobs, run_jobs, select, summarize, targets)
@@ -71,6 +72,8 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
     """
     try:
         chosen = variants(vary, sets)
+        for problem in load.scan(archive).problems:  # files skipped or only partly read: say which
+            click.echo(f"warning: {problem}", err=True)
         requests = select(archive, Selection(sessions, response_ids, failed, forms, where, scope))
         if not requests:
             raise ReplayError(f"{archive}: no recorded request matches (out-of-band only unless --scope all)")

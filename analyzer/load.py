@@ -98,14 +98,18 @@ def _sorted(tables: list[pa.Table]) -> pa.Table:
     return table.sort_by("seq")
 
 
-def read_session(path: str | Path, session_id: str) -> pa.Table:
-    """One session's events sorted by seq; `ArchiveError` when the archive has no such session."""
+def read_session(path: str | Path, session_id: str, problems: list[ArchiveProblem] | None = None) -> pa.Table:
+    """One session's events sorted by seq; `ArchiveError` when the archive has no such session.
+
+    A file read only in part (a journal cut short) is appended to `problems` when given."""
     root = Path(path)
     files, _ = archive.archive_files(root)
     mine = [f for f in files if f.name.startswith(session_id)] if root.is_dir() else files
     tables = []
     for f in mine:
-        table, _ = archive.read_file(f)
+        table, note = archive.read_file(f)
+        if note and problems is not None:
+            problems.append(ArchiveProblem(str(f), note))
         tables.append(table.filter(pc.equal(table["session_id"], session_id)))
     if not tables or sum(t.num_rows for t in tables) == 0:  # names may not follow the layout: look inside
         tables = [archive.read_archive(root, sessions=[session_id]).table]
