@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -24,15 +26,21 @@ from bench_analyze import GENERATOR, compare, run_analyze  # noqa: E402
 OUTCOMES = ("completed", "failed", "cancelled", "incomplete", "rejected", "unfinished")
 
 
-def run_sql_report(archive: Path) -> tuple[list[dict], float]:
+def child_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_sql_report(archive: Path) -> tuple[list[dict], float, float]:
+    """The report's rows, wall seconds and CPU seconds of one `rtreplay query … failure_rate` child."""
     cmd = [sys.executable, "-c", "from analyzer.cli import main; main()", "query", str(archive), "failure_rate",
            "--format", "json"]
-    start = time.perf_counter()
+    cpu, start = child_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"rtreplay query failed ({proc.returncode}): {proc.stderr.strip()}")
-    return json.loads(proc.stdout), seconds
+    return json.loads(proc.stdout), seconds, child_cpu_seconds() - cpu
 
 
 def as_analyze_groups(rows: list[dict]) -> dict:
@@ -56,16 +64,19 @@ def main(argv: list[str] | None = None) -> int:
                         "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
     expected = json.loads(sidecar.read_text())
     events = expected["events"]
-    rows, sql_seconds = run_sql_report(archive)
-    report, analyze_seconds, _ = run_analyze(archive)
+    rows, sql_seconds, sql_cpu = run_sql_report(archive)
+    cpu = child_cpu_seconds()
+    report, analyze_seconds = run_analyze(archive)[:2]
+    analyze_cpu = child_cpu_seconds() - cpu
     sql_groups = as_analyze_groups(rows)
     diffs = compare(sql_groups, expected)
     counts = lambda rep: Counter({(g["form"], g["split"]["scope"], o): g[o]  # noqa: E731
                                   for g in rep["groups"] for o in OUTCOMES if g[o]})
     same_as_analyze = counts(sql_groups) == counts(report)
     print(f"archive: {events:,} events, {expected['requests']:,} requests ({archive})")
-    print(f"sql failure_rate: {sql_seconds:.2f} s wall, {events / sql_seconds / 1e6:.2f} M events/s")
-    print(f"rtreplay analyze: {analyze_seconds:.2f} s wall, {events / analyze_seconds / 1e6:.2f} M events/s")
+    for name, wall, cpu_s in (("sql failure_rate", sql_seconds, sql_cpu), ("rtreplay analyze", analyze_seconds, analyze_cpu)):
+        print(f"{name}: {wall:.2f} s wall, {events / wall / 1e6:.2f} M events/s, {cpu_s:.2f} CPU s")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     print("counts: " + ("SQL equals the sidecar" if not diffs else f"{len(diffs)} differ from the sidecar")
           + (" and analyze" if same_as_analyze else "; DIFFERS from analyze"))
     for d in diffs[:20]:

@@ -8,22 +8,21 @@
 -- waiting requests +1 and ordered answers -1, and let x be the running sum in seq order. An answer finds
 -- the queue empty exactly when x falls to a new minimum below 0 (waiting = x - min(0, min x so far)); the
 -- other answers, in order, answer the waiting requests in order.
--- Relies on: requests (session_id, seq, event_id); events.direction, type, seq, mono_ns, response_id,
+-- Relies on: control_events.direction, type, seq, mono_ns, event_id (the rows of `requests`), response_id,
 -- payload ($.error.event_id, type, code, param; $.response.metadata of response.created).
 WITH errors_seen AS (
-    SELECT
-        session_id, seq, mono_ns,
-        json_extract_string(payload, '$.error.event_id') AS for_event_id,
-        json_extract_string(payload, '$.error.type') AS error_type,
-        json_extract_string(payload, '$.error.code') AS error_code,
-        json_extract_string(payload, '$.error.param') AS error_param
-    FROM events
-    WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
+    SELECT session_id, seq, mono_ns, f[1] AS for_event_id, f[2] AS error_type, f[3] AS error_code, f[4] AS error_param
+    FROM (
+        SELECT session_id, seq, mono_ns,  -- one parse per error
+               json_extract_string(payload, ['$.error.event_id', '$.error.type', '$.error.code', '$.error.param']) AS f
+        FROM control_events
+        WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
+    )
 ),
 created AS (
     SELECT session_id, seq, mono_ns, response_id,
            CASE WHEN json_valid(payload) THEN json_extract(payload, '$.response.metadata') END AS echoed_metadata
-    FROM events
+    FROM control_events
     WHERE direction = 'server' AND type = 'response.created'
 ),
 answer_events AS (
@@ -33,15 +32,18 @@ answer_events AS (
     UNION ALL
     SELECT session_id, seq, mono_ns, 'error', NULL, NULL, error_type, error_code FROM errors_seen
 ),
+request_events AS (  -- the rows of `requests`, without the parameters that view works out
+    SELECT session_id, seq, event_id FROM control_events WHERE direction = 'client' AND type = 'response.create'
+),
 rejected_by_id AS (
     SELECT r.session_id, r.seq AS request_seq, min(e.seq) AS answer_seq
-    FROM requests r
+    FROM request_events r
     JOIN errors_seen e ON e.session_id = r.session_id AND e.for_event_id = r.event_id AND e.seq > r.seq
     GROUP BY r.session_id, r.seq
 ),
 stream AS (
     SELECT r.session_id, r.seq, 1 AS step
-    FROM requests r ANTI JOIN rejected_by_id x ON x.session_id = r.session_id AND x.request_seq = r.seq
+    FROM request_events r ANTI JOIN rejected_by_id x ON x.session_id = r.session_id AND x.request_seq = r.seq
     UNION ALL
     SELECT session_id, seq, -1 FROM created
     UNION ALL

@@ -4,8 +4,8 @@
 -- failed) or `proxy` (the proxy's own proxy.error / proxy.upstream_rejected records; `message` is their
 -- payload). `caused_by` is the type of the client event whose event_id the error names; `request_id` is
 -- set when the error answered (rejected) a request, see answers.sql.
--- Relies on: events.direction, type, seq, ts, event_id, response_id, item_id, payload ($.error.* ;
--- $.response.status_details.error.*); answers.
+-- Relies on: control_events.direction, type, seq, ts, event_id, response_id, item_id, payload ($.error.* ;
+-- $.response.status_details.error.*); events.direction, event_id, type (client events); answers.
 WITH client_ids AS (
     SELECT session_id, event_id, arg_min(type, seq) AS type
     FROM events WHERE direction = 'client' AND event_id IS NOT NULL
@@ -16,7 +16,7 @@ error_events AS (
            payload ->> '$.error.type' AS error_type, payload ->> '$.error.code' AS error_code,
            payload ->> '$.error.message' AS message, payload ->> '$.error.param' AS param,
            payload ->> '$.error.event_id' AS client_event_id, response_id, item_id
-    FROM events WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
+    FROM control_events WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
 ),
 failed_responses AS (
     SELECT session_id, seq, ts, 'response.done' AS source,
@@ -24,7 +24,7 @@ failed_responses AS (
            payload ->> '$.response.status_details.error.code' AS error_code,
            payload ->> '$.response.status_details.error.message' AS message,
            NULL AS param, NULL AS client_event_id, response_id, item_id
-    FROM events
+    FROM control_events
     WHERE direction = 'server' AND type = 'response.done' AND json_valid(payload)
       AND payload ->> '$.response.status' = 'failed'
 ),
@@ -32,13 +32,13 @@ transcription AS (
     SELECT session_id, seq, ts, 'transcription' AS source,
            payload ->> '$.error.type', payload ->> '$.error.code', payload ->> '$.error.message',
            payload ->> '$.error.param', NULL, response_id, item_id
-    FROM events
+    FROM control_events
     WHERE direction = 'server' AND type = 'conversation.item.input_audio_transcription.failed'
       AND json_valid(payload)
 ),
 proxy AS (
     SELECT session_id, seq, ts, 'proxy' AS source, type, NULL, payload, NULL, NULL, response_id, item_id
-    FROM events WHERE direction = 'proxy' AND type IN ('proxy.error', 'proxy.upstream_rejected')
+    FROM control_events WHERE direction = 'proxy' AND type IN ('proxy.error', 'proxy.upstream_rejected')
 ),
 all_errors AS (
     SELECT * FROM error_events

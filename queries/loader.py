@@ -19,16 +19,21 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem, archive_files, read_file
+from recorder.schema import SchemaVersionError, upgrade, version_of
 
 QUERIES_DIR = Path(__file__).parent
 MACROS = "macros"
 # Views in dependency order: each reads only those before it.
 VIEWS: tuple[str, ...] = (
-    "events", "session_config", "sessions", "requests", "answers", "responses", "outcomes", "tool_calls",
-    "errors", "turns",
+    "events", "control_events", "session_config", "sessions", "requests", "answers", "responses", "outcomes",
+    "tool_calls", "errors", "turns",
 )
+# Views that `connect` stores as TEMP tables instead: small slices that the other views read many times over
+# (a view is re-evaluated, Parquet scan included, at every reference). The `view_script` keeps them views.
+MATERIALIZED: frozenset[str] = frozenset({"control_events"})
 REPORT_PREFIX = "report_"
 LOADED_TABLE = "rtreplay_loaded_events"  # journals (or a table given to `connect`), registered from Python
 
@@ -74,11 +79,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def parquet_source(root: Path) -> str:
-    """The read_parquet() call over an archive: every Parquet file under `root` (or `root` itself)."""
+def parquet_source(root: Path, files: list[Path] | None = None) -> str:
+    """The read_parquet() call over an archive: every Parquet file under `root` (or `root` itself), or
+    only `files` when given."""
     root = Path(root).resolve()
     pattern = str(root) if root.is_file() else f"{root}/**/*{PARQUET_SUFFIX}"
-    return f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true)"
+    source = _literal(pattern) if files is None else "[" + ", ".join(_literal(str(f.resolve())) for f in files) + "]"
+    return f"read_parquet({source}, hive_partitioning = true, union_by_name = true)"
 
 
 def events_source(parquet: str | None, loaded: bool) -> str:
@@ -91,14 +98,15 @@ def events_source(parquet: str | None, loaded: bool) -> str:
     return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
 
-def _view_statements(source: str) -> list[tuple[str, str]]:
-    """(name, SQL) for the macros and every view, in the order they must run."""
+def _view_statements(source: str, materialize: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(name, SQL) for the macros and every view, in the order they must run; `materialize` become TEMP tables."""
     statements = [(MACROS, _sql_file(MACROS).read_text())]
     for view in VIEWS:
         body = _sql_file(view).read_text()
         if view == "events":
             body = body.replace("{events_source}", source)
-        statements.append((view, f"CREATE OR REPLACE VIEW {view} AS\n{body.rstrip().rstrip(';')};\n"))
+        create = "CREATE OR REPLACE TEMP TABLE" if view in materialize else "CREATE OR REPLACE VIEW"
+        statements.append((view, f"{create} {view} AS\n{body.rstrip().rstrip(';')};\n"))
     return statements
 
 
@@ -117,17 +125,33 @@ def view_script(archive: str | Path) -> str:
     return header + "\n".join(sql for _, sql in _view_statements(events_source(parquet_source(root), False)))
 
 
-def _split_files(root: Path) -> tuple[bool, list[Path]]:
-    """Whether `root` holds Parquet files, and its open journals; SqlError when it holds neither."""
+def _split_files(root: Path) -> tuple[list[Path], list[Path], list[ArchiveProblem]]:
+    """`root`'s Parquet files, its open journals, and the files skipped (not part of an archive);
+    SqlError when it holds no Parquet file and no journal."""
     try:
-        files, _ = archive_files(root)
+        files, skipped = archive_files(root)
     except ArchiveError as exc:
         raise SqlError(str(exc)) from None
-    parquet = any(p.name.endswith(PARQUET_SUFFIX) for p in files)
+    parquet = [p for p in files if p.name.endswith(PARQUET_SUFFIX)]
     journals = [p for p in files if not p.name.endswith(PARQUET_SUFFIX)]
     if not parquet and not journals:
         raise SqlError(f"{root}: no archive files (no *{PARQUET_SUFFIX} under it and no open journals)")
-    return parquet, journals
+    return parquet, journals, skipped
+
+
+def _readable_parquet(files: list[Path], problems: list[ArchiveProblem]) -> list[Path]:
+    """The Parquet files whose footer reads and whose schema version this rtreplay understands; the
+    others go to `problems` (one bad file must not take the whole archive down with it)."""
+    readable = []
+    for path in files:
+        try:
+            file_schema = pq.read_schema(path)
+            upgrade(file_schema.empty_table(), version_of(file_schema))  # refuses newer versions
+        except (pa.ArrowException, OSError, SchemaVersionError) as exc:
+            problems.append(ArchiveProblem(str(path), str(exc)))
+            continue
+        readable.append(path)
+    return readable
 
 
 def _read_journals(journals: list[Path], on_problem: Callable[[ArchiveProblem], None] | None) -> pa.Table | None:
@@ -165,14 +189,17 @@ def connect(
         parquet, loaded = None, archive
     else:
         root = Path(archive)
-        has_parquet, journal_files = _split_files(root)
-        parquet = parquet_source(root) if has_parquet else None
+        parquet_files, journal_files, problems = _split_files(root)
+        readable = _readable_parquet(parquet_files, problems)
+        for problem in problems if on_problem else []:
+            on_problem(problem)  # type: ignore[misc]
+        parquet = parquet_source(root, readable) if readable else None
         loaded = _read_journals(journal_files, on_problem) if journals else None
         if parquet is None and loaded is None:
             raise SqlError(f"{root}: no readable archive files (only unreadable or skipped journals)")
     if loaded is not None:
         con.register(LOADED_TABLE, loaded)
-    for name, sql in _view_statements(events_source(parquet, loaded is not None)):
+    for name, sql in _view_statements(events_source(parquet, loaded is not None), MATERIALIZED):
         try:
             con.execute(sql)
         except duckdb.Error as exc:

@@ -1,7 +1,7 @@
 -- session_config: the session settings the server reported, one row per server `session.created` /
 -- `session.updated`, plus one row per `proxy.open` carrying the `model=` query parameter.
 -- Answers: "which tool_choice and model were in force at event N?" (ASOF-join on seq; see requests.sql).
--- Relies on: events.direction, type, seq, ts, payload ($.session.tool_choice, $.session.model; for proxy.open
+-- Relies on: control_events.direction, type, seq, ts, payload ($.session.tool_choice, $.session.model; for proxy.open
 -- the `model=` parameter of $.query, else of the query part of $.path).
 SELECT
     session_id,
@@ -21,7 +21,7 @@ SELECT
             WHEN contains(payload ->> 'path', '?') THEN substr(payload ->> 'path', strpos(payload ->> 'path', '?') + 1)
             ELSE '' END, '?'), '&model=([^&]*)', 1)), '')
     END AS model
-FROM events
+FROM control_events
 WHERE ((direction = 'server' AND type IN ('session.created', 'session.updated'))
        OR (direction = 'proxy' AND type = 'proxy.open'))
   AND json_valid(payload)

@@ -4,12 +4,12 @@
 -- for MCP calls, the item's own output); `latency_to_output_ms` runs from the call's
 -- response.function_call_arguments.done (else its response.done) to that client event, monotonic clock.
 -- Calls of responses that never reached response.done are not listed.
--- Relies on: events.direction, type, seq, mono_ns, response_id, payload ($.response.output[*] of
+-- Relies on: control_events.direction, type, seq, mono_ns, response_id, payload ($.response.output[*] of
 -- response.done; $.call_id of response.function_call_arguments.done; $.item of conversation.item.create).
 WITH done AS (
     SELECT session_id, response_id, seq, mono_ns,
            json_extract(payload, '$.response.output[*]') AS items
-    FROM events
+    FROM control_events
     WHERE direction = 'server' AND type = 'response.done' AND json_valid(payload)
 ),
 items AS (
@@ -22,14 +22,14 @@ calls AS (
 ),
 arguments_done AS (
     SELECT session_id, payload ->> 'call_id' AS call_id, min(seq) AS seq, arg_min(mono_ns, seq) AS mono_ns
-    FROM events
+    FROM control_events
     WHERE direction = 'server' AND type = 'response.function_call_arguments.done' AND json_valid(payload)
     GROUP BY ALL
 ),
 outputs AS (
     SELECT session_id, payload ->> '$.item.call_id' AS call_id,
            min(seq) AS seq, arg_min(mono_ns, seq) AS mono_ns, arg_min(payload ->> '$.item.output', seq) AS output
-    FROM events
+    FROM control_events
     WHERE direction = 'client' AND type = 'conversation.item.create' AND json_valid(payload)
       AND payload ->> '$.item.type' = 'function_call_output'
     GROUP BY ALL
