@@ -28,9 +28,12 @@ QUERIES_DIR = Path(__file__).parent
 MACROS = "macros"
 # Views in dependency order: each reads only those before it.
 VIEWS: tuple[str, ...] = (
-    "events", "session_config", "sessions", "requests", "answers", "responses", "outcomes", "tool_calls",
-    "errors", "turns",
+    "events", "control_events", "session_config", "sessions", "requests", "answers", "responses", "outcomes",
+    "tool_calls", "errors", "turns",
 )
+# Views that `connect` stores as TEMP tables instead: small slices that the other views read many times over
+# (a view is re-evaluated, Parquet scan included, at every reference). The `view_script` keeps them views.
+MATERIALIZED: frozenset[str] = frozenset({"control_events"})
 REPORT_PREFIX = "report_"
 LOADED_TABLE = "rtreplay_loaded_events"  # journals (or a table given to `connect`), registered from Python
 
@@ -95,14 +98,15 @@ def events_source(parquet: str | None, loaded: bool) -> str:
     return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
 
-def _view_statements(source: str) -> list[tuple[str, str]]:
-    """(name, SQL) for the macros and every view, in the order they must run."""
+def _view_statements(source: str, materialize: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """(name, SQL) for the macros and every view, in the order they must run; `materialize` become TEMP tables."""
     statements = [(MACROS, _sql_file(MACROS).read_text())]
     for view in VIEWS:
         body = _sql_file(view).read_text()
         if view == "events":
             body = body.replace("{events_source}", source)
-        statements.append((view, f"CREATE OR REPLACE VIEW {view} AS\n{body.rstrip().rstrip(';')};\n"))
+        create = "CREATE OR REPLACE TEMP TABLE" if view in materialize else "CREATE OR REPLACE VIEW"
+        statements.append((view, f"{create} {view} AS\n{body.rstrip().rstrip(';')};\n"))
     return statements
 
 
@@ -195,7 +199,7 @@ def connect(
             raise SqlError(f"{root}: no readable archive files (only unreadable or skipped journals)")
     if loaded is not None:
         con.register(LOADED_TABLE, loaded)
-    for name, sql in _view_statements(events_source(parquet, loaded is not None)):
+    for name, sql in _view_statements(events_source(parquet, loaded is not None), MATERIALIZED):
         try:
             con.execute(sql)
         except duckdb.Error as exc:
