@@ -9,7 +9,8 @@ Compression is off on every path (the cost measured is the relay's, not zlib's).
 
     python benchmarks/bench_proxy.py            # short run (< 60 s)
     python benchmarks/bench_proxy.py --long     # 5x the rounds
-    python benchmarks/bench_proxy.py --profile proxy.prof   # also cProfile the proxy process
+    python benchmarks/bench_proxy.py --profile proxy.prof   # also cProfile the proxy process (not its
+                                                            # recorder child: use py-spy record -p on that)
 """
 from __future__ import annotations
 
