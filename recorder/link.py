@@ -8,8 +8,8 @@ WebSocket frame, never builds an Arrow batch and never waits for a writer thread
 Contract:
   - `RecorderLink.start(...)` spawns the child (a fresh interpreter, its own session so a terminal's Ctrl-C
     reaches only the proxy) and returns once the child has recovered leftover journals under `out`.
-  - `data(...)`/`send(...)` never block and never drop: frames sent in one event-loop iteration are joined
-    and written in one `write` at the end of it.
+  - `data(...)`/`send(...)` never block and never drop: frames are joined and written together at most
+    `FLUSH_DELAY` after the first of them, or once `FLUSH_BYTES` are pending (`close()` sends the rest).
   - Backpressure: when the socket's write buffer passes `high_water` bytes (the child lags), `on_pause()`
     is called — the proxy then pauses reading on *all* its connections: the child is one shared resource,
     and a connection with nothing to read loses nothing by being paused. `on_resume()` follows below
@@ -18,8 +18,8 @@ Contract:
   - Secrets: frames carry raw bytes (headers with keys included) in memory only; nothing is written to
     disk before the child's `SessionRecorder` has redacted it.
   - Durability: bytes written into the socket survive the proxy's death (the child reads until EOF,
-    then finalizes every session). Bytes still in this process's write buffer — only there while the
-    child lags — die with a `kill -9`.
+    then finalizes every session). Bytes still in this process — the last `FLUSH_DELAY` of copies, and
+    whatever the socket's kernel buffer could not take while the child lagged — die with a `kill -9`.
   - `close()` sends EOF and waits until the child has finalized every session and exited.
   - If the child dies first, `failed` says so and `on_failed()` is called: the proxy then stops relaying
     rather than let traffic through unrecorded.
