@@ -77,6 +77,7 @@ class Stream:
         self.frames = 0
         self.digest = hashlib.sha256()
         self.latency_ns = array("q")
+        self.lag_ns = array("q")  # how late the sender was, for each late tick
 
     def add(self, frame: bytes) -> None:
         self.frames += 1
@@ -84,7 +85,8 @@ class Stream:
         self.digest.update(frame)
 
     def result(self) -> dict:
-        return {"frames": self.frames, "digest": self.digest.hexdigest(), "latency_ns": self.latency_ns.tobytes()}
+        return {"frames": self.frames, "digest": self.digest.hexdigest(), "latency_ns": self.latency_ns.tobytes(),
+                "lag_ns": self.lag_ns.tobytes()}
 
 
 def _received(stream: Stream, frame: bytes) -> dict:
@@ -166,7 +168,7 @@ def _upstream_main(port: int, ready, out_queue, quit_event) -> None:
     async def main() -> None:
         results: dict = {}
         async with serve(lambda ws: _upstream_session(ws, results), "127.0.0.1", port, compression=None,
-                         max_size=None, select_subprotocol=lambda conn, offered: "realtime" if "realtime" in offered else None):
+                         max_size=None, ping_interval=None, reuse_port=True, select_subprotocol=lambda conn, offered: "realtime" if "realtime" in offered else None):
             ready.set()
             while not quit_event.is_set():
                 await asyncio.sleep(0.1)
@@ -182,7 +184,8 @@ async def _client_session(url: str, k: int, seconds: float, key: str | None) -> 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     protocols = ["realtime", f"openai-insecure-api-key.{key}"] if key else ["realtime"]
     async with connect(f"{url}/v1/realtime?model=gpt-realtime&lt={k}", additional_headers=headers,
-                       subprotocols=protocols, compression=None, max_size=None, open_timeout=60) as ws:
+                       subprotocols=protocols, compression=None, max_size=None, open_timeout=60,
+                       ping_interval=None) as ws:
         replies: list[str] = []
         stopped = asyncio.Event()
 
@@ -200,28 +203,40 @@ async def _client_session(url: str, k: int, seconds: float, key: str | None) -> 
                     stopped.set()
 
         reading = asyncio.create_task(receiver())
-        start = time.monotonic()
-        ticks = int(seconds / TICK)
-        for i in range(ticks):
-            delay = start + i * TICK - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            while replies:
-                await send({"type": "conversation.item.create", "event_id": _id(f"c{k}", -len(replies)),
-                            "item": {"type": "function_call_output", "call_id": replies.pop(0), "output": '{"ok":true}'}})
-            text = ('{"type":"input_audio_buffer.append","event_id":"%s","audio":"%s"}'
-                    % (_id(f"c{k}", i), CHUNKS[(i + k) % len(CHUNKS)]))
-            sent.add(text.encode())
-            await ws.send(text)
-            if i % TURN_EVERY == TURN_EVERY - 1:
-                await send({"type": "conversation.item.create", "event_id": _id(f"c{k}t", i), "item": {
-                    "type": "message", "role": "user", "content": [{"type": "input_text", "text": f"turn {i} é"}]}})
-                await send({"type": "response.create", "event_id": _id(f"c{k}r", i), "response": {
-                    "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
-                    "tool_choice": {"type": "function", "name": "lookup"}}})
-        await send({"type": STOP, "event_id": _id(f"c{k}", 1 << 40)})
-        await asyncio.wait_for(reading, 60)
+        try:
+            await _script(ws, k, seconds, sent, send, replies)
+            await asyncio.wait_for(asyncio.shield(reading), 60)
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
     return {"to_server": sent.result(), "to_client": received.result()}
+
+
+async def _script(ws, k: int, seconds: float, sent: Stream, send, replies: list[str]) -> None:
+    """The client's side: an audio chunk every TICK, a function-call turn every TURN_EVERY ticks, each
+    function call answered; then the STOP frame. How late each tick went out is kept in `sent.lag_ns`."""
+    start = time.monotonic()
+    ticks = int(seconds / TICK)
+    for i in range(ticks):
+        delay = start + i * TICK - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        else:
+            sent.lag_ns.append(int(-delay * 1e9))
+        while replies:
+            await send({"type": "conversation.item.create", "event_id": _id(f"c{k}", -len(replies)),
+                        "item": {"type": "function_call_output", "call_id": replies.pop(0), "output": '{"ok":true}'}})
+        text = ('{"type":"input_audio_buffer.append","event_id":"%s","audio":"%s"}'
+                % (_id(f"c{k}", i), CHUNKS[(i + k) % len(CHUNKS)]))
+        sent.add(text.encode())
+        await ws.send(text)
+        if i % TURN_EVERY == TURN_EVERY - 1:
+            await send({"type": "conversation.item.create", "event_id": _id(f"c{k}t", i), "item": {
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": f"turn {i} é"}]}})
+            await send({"type": "response.create", "event_id": _id(f"c{k}r", i), "response": {
+                "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+                "tool_choice": {"type": "function", "name": "lookup"}}})
+    await send({"type": STOP, "event_id": _id(f"c{k}", 1 << 40)})
 
 
 def _worker_main(jobs: list[tuple[str, int]], seconds: float, key: str | None, out_queue) -> None:
@@ -328,6 +343,9 @@ class LoadResult:
     events_lost: int = 0  # frames that crossed the proxy but are not in the archive
     mismatches: list[str] = field(default_factory=list)  # anything that was not exactly as sent
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    # How far behind its 20 ms schedule the load generator fell (p99 of all ticks, ms): large values mean
+    # the machine, not the proxy, could not hold real time.
+    generator_lag_p99_ms: float = 0.0
     proxy_cpu_percent: float = 0.0  # of one core, whole process tree, over the streaming window
     proxy_rss_peak_mb: float = 0.0
     proxy_exit_code: int | None = None
@@ -343,16 +361,20 @@ class LoadResult:
 
 
 def run_load(sessions: int, seconds: float, out: Path, *, control: int | None = None, workers: int = 2,
-             key: str | None = None) -> LoadResult:
-    """Run the load and check it; `out` receives the archive. `key` is sent as a (fake) credential."""
+             upstreams: int = 1, key: str | None = None) -> LoadResult:
+    """Run the load and check it; `out` receives the archive. `workers` client processes and `upstreams`
+    upstream processes (sharing one port) generate it; `key` is sent as a (fake) credential."""
     control = max(1, sessions // 10) if control is None else control
     result = LoadResult(sessions, control, seconds)
     ctx = multiprocessing.get_context("fork")
     up_port, proxy_port = free_port(), free_port()
-    up_ready, up_quit, up_results, client_results = ctx.Event(), ctx.Event(), ctx.Queue(), ctx.Queue()
-    upstream = ctx.Process(target=_upstream_main, args=(up_port, up_ready, up_results, up_quit), daemon=True)
-    upstream.start()
-    up_ready.wait(30)
+    up_quit, up_results, client_results = ctx.Event(), ctx.Queue(), ctx.Queue()
+    readies = [ctx.Event() for _ in range(upstreams)]
+    servers = [ctx.Process(target=_upstream_main, args=(up_port, ready, up_results, up_quit), daemon=True)
+               for ready in readies]
+    for server, ready in zip(servers, readies):
+        server.start()
+        ready.wait(30)
     stderr = tempfile.TemporaryFile()
     proxy = subprocess.Popen(RTREPLAY + ["proxy", "--listen", f"127.0.0.1:{proxy_port}", "--upstream",
                                          f"ws://127.0.0.1:{up_port}", "--out", str(out)],
@@ -390,8 +412,11 @@ def run_load(sessions: int, seconds: float, out: Path, *, control: int | None = 
             proxy.kill()
             result.proxy_exit_code = proxy.wait()
         up_quit.set()
-    upstream_by_session = up_results.get(timeout=30)
-    upstream.join(10)
+    upstream_by_session: dict[int, dict] = {}
+    for server in servers:
+        upstream_by_session.update(up_results.get(timeout=60))
+    for server in servers:
+        server.join(10)
     stderr.seek(0)
     result.proxy_stderr = stderr.read().decode("utf-8", "replace")
     _check(result, by_session, upstream_by_session, out)
@@ -427,6 +452,9 @@ def _check(result: LoadResult, clients: dict[int, dict], upstream: dict[int, dic
                                              "frames or they differ")
     if set(archived) - set(range(result.sessions)):
         result.mismatches.append(f"unexpected sessions in the archive: {sorted(set(archived))[:5]}")
+    lags = [x for c in clients.values() if "error" not in c for x in array("q", c["to_server"]["lag_ns"])]
+    ticks = (result.sessions + result.control) * int(result.seconds / TICK)
+    result.generator_lag_p99_ms = round(sorted(lags)[int(0.99 * ticks)] / 1e6, 1) if len(lags) > 0.01 * ticks else 0.0
     for name, values in lat.items():
         result.latency_ms[name] = {"p50": _percentile(values, 50), "p99": _percentile(values, 99), "n": len(values)}
     for direction in ("to_server", "to_client"):
@@ -440,13 +468,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--control", type=int, help="direct sessions for the baseline [sessions/10]")
     parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument("--upstreams", type=int, default=2, help="upstream processes (one port, SO_REUSEPORT)")
     parser.add_argument("--out", type=Path, help="archive directory [a temporary one, removed after]")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rtreplay-load-") as tmp:
         out = args.out or Path(tmp)
         print(f"load before: {os.getloadavg()}", file=sys.stderr)
         result = run_load(args.sessions, args.seconds, out, control=args.control, workers=args.workers,
-                          key="ek_fake_load_0123456789abcdef")
+                          upstreams=args.upstreams, key="ek_fake_load_0123456789abcdef")
     print(json.dumps(result.summary(), indent=2))
     sys.exit(0 if not result.mismatches and result.proxy_exit_code == 0 else 1)
 

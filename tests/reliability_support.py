@@ -7,6 +7,7 @@ The fake key is configured in every reliability test three ways — an Authoriza
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 
 from test_proxy_relay import free_port
 
@@ -43,6 +45,16 @@ def assert_no_secret(*places: Path | str) -> None:
                 assert not p.is_file() or FAKE_KEY.encode() not in p.read_bytes(), f"fake key written to {p}"
         else:
             assert FAKE_KEY not in place, "fake key in a log line or output"
+
+
+@pytest.fixture
+def no_secret_in_logs(caplog, capfd):
+    """Every log record of the recorder (this process) and everything written to stdout/stderr (the
+    recorder process inherits them) is free of the fake key. Use with `pytestmark`."""
+    caplog.set_level(logging.DEBUG, logger="recorder")
+    yield
+    out, err = capfd.readouterr()
+    assert_no_secret(caplog.text, out, err)
 
 
 async def start_proxy(upstream_port: int, out: Path, *options: str) -> tuple[subprocess.Popen, int]:

@@ -19,7 +19,9 @@ import simulator
 from analyzer.cli import cli
 from recorder import archive, schema
 from recorder.proxy import running
-from reliability_support import FAKE_KEY, assert_no_secret, credentials
+from reliability_support import FAKE_KEY, assert_no_secret, credentials, no_secret_in_logs  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 TRUNCATED = "20260101T000000000001-trunc1"
 CUT_JOURNAL = "20260101T000000000002-cutjnl"

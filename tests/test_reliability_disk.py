@@ -22,9 +22,11 @@ from websockets.exceptions import ConnectionClosed
 
 from recorder import archive, schema
 from recorder.proxy import running
-from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, recorder_processes, rss, run_cli,
-                                 select_realtime, start_proxy, stop_proxy, until_stable)
+from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, no_secret_in_logs,  # noqa: F401
+                                 recorder_processes, rss, run_cli, select_realtime, start_proxy, stop_proxy, until_stable)
 from test_proxy_relay import session_rows
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 MB = 1 << 20
 BIG = 512 * 1024  # bytes of base64 per pushed frame

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import os
 import random
-from pathlib import Path
 
 import orjson
 import pytest
@@ -26,8 +25,11 @@ from websockets.uri import parse_uri
 
 from recorder import schema
 from recorder.proxy import running
-from reliability_support import FAKE_KEY, SECRET_EVENT, assert_no_secret, credentials, run_cli, select_realtime
+from reliability_support import (FAKE_KEY, SECRET_EVENT, assert_no_secret, credentials, no_secret_in_logs,  # noqa: F401
+                                 run_cli, select_realtime)
 from test_proxy_relay import rebuild, session_rows
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 N = 10_000
 INVALID, BINARY = schema.INVALID_JSON, schema.BINARY

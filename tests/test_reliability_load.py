@@ -6,11 +6,15 @@ The full run — 200 sessions for 60 s — is `python benchmarks/load_proxy.py -
 (figures in benchmarks/RESULTS.md, "Reliability")."""
 from __future__ import annotations
 
+import pytest
+
 import importlib.util
 import sys
 from pathlib import Path
 
-from reliability_support import FAKE_KEY, assert_no_secret
+from reliability_support import FAKE_KEY, assert_no_secret, no_secret_in_logs  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 _spec = importlib.util.spec_from_file_location("load_proxy", Path(__file__).parents[1] / "benchmarks" / "load_proxy.py")
 load_proxy = sys.modules["load_proxy"] = importlib.util.module_from_spec(_spec)

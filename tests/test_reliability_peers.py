@@ -15,9 +15,12 @@ from websockets.frames import OP_TEXT, Frame
 
 from recorder import schema
 from recorder.proxy import running
-from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, rss, run_cli, select_realtime,
+from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, no_secret_in_logs,  # noqa: F401
+                                 rss, run_cli, select_realtime,
                                  until, until_stable)
 from test_proxy_relay import session_rows
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 MB = 1 << 20
 
