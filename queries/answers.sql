@@ -7,7 +7,8 @@
 -- starts with "response."). The queue counter of the definition is computed with window functions: give
 -- waiting requests +1 and ordered answers -1, and let x be the running sum in seq order. An answer finds
 -- the queue empty exactly when x falls to a new minimum below 0 (waiting = x - min(0, min x so far)); the
--- other answers, in order, answer the waiting requests in order.
+-- other answers, in order, answer the waiting requests in order: as -min(0, min x so far) answers so far
+-- found it empty, an answer that did not is matched answer number (answers so far + min(0, min x so far)).
 -- Relies on: control_events.direction, type, seq, mono_ns, event_id (the rows of `requests`), response_id,
 -- payload ($.error.event_id, type, code, param; $.response.metadata of response.created).
 WITH errors_seen AS (
@@ -51,21 +52,31 @@ stream AS (
     WHERE for_event_id IS NULL
       AND (error_code = 'conversation_already_has_active_response' OR starts_with(error_param, 'response.'))
 ),
-counted AS (
-    SELECT *, sum(step) OVER (PARTITION BY session_id ORDER BY seq) AS x FROM stream
+counted AS (  -- in seq order: rows so far, and rows of the same kind (request or answer) so far
+    SELECT *,
+           row_number() OVER (PARTITION BY session_id ORDER BY seq) AS rows_so_far,
+           row_number() OVER (PARTITION BY session_id, step ORDER BY seq) AS kind_so_far
+    FROM stream
 ),
-floored AS (
-    SELECT *, least(0, coalesce(min(x) OVER (PARTITION BY session_id ORDER BY seq
-                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS floor
+totals AS (  -- the requests and answers so far, and x (row_number is cheaper than a running sum)
+    SELECT session_id, seq, step,
+           CASE WHEN step = 1 THEN kind_so_far ELSE rows_so_far - kind_so_far END AS requests_so_far,
+           CASE WHEN step = -1 THEN kind_so_far ELSE rows_so_far - kind_so_far END AS answers_so_far,
+           requests_so_far - answers_so_far AS x
     FROM counted
 ),
+floored AS (  -- floor: min(0, lowest x before this row)
+    SELECT *, least(0, coalesce(min(x) OVER (PARTITION BY session_id ORDER BY seq
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS floor
+    FROM totals
+),
 queued AS (  -- waiting requests, numbered in order
-    SELECT session_id, seq, row_number() OVER (PARTITION BY session_id ORDER BY seq) AS n
-    FROM floored WHERE step = 1
+    SELECT session_id, seq, requests_so_far AS n FROM floored WHERE step = 1
 ),
 ordered AS (  -- ordered answers; those that found a request waiting are numbered in order
     SELECT session_id, seq, x >= floor AS matched,
-           row_number() OVER (PARTITION BY session_id, x >= floor ORDER BY seq) AS n
+           -- the unmatched answers so far number -least(floor, x), the new low of x
+           answers_so_far + least(floor, x) AS n
     FROM floored WHERE step = -1
 ),
 answered AS (
