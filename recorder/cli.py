@@ -31,8 +31,12 @@ from recorder.proxy import parse_listen, running
               help="Send 'Authorization: Bearer $ENVVAR' upstream when a client sends no Authorization.")
 @click.option("--upstream-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Extra CA certificate (PEM) to trust for the upstream. Verification is never turned off.")
+@click.option("--upstream-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Close a session (1011, or HTTP 504 before the upgrade) when the upstream sends nothing, not "
+                   "even a pong, for this long after the app last sent; the archive says why. Off by default: "
+                   "set it above the longest silence your app streams.")
 def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: float, auth_env: str | None,
-          upstream_ca: Path | None) -> None:
+          upstream_ca: Path | None, upstream_timeout: float | None) -> None:
     """Record Realtime sessions: point your app's base URL at the proxy and change nothing else.
 
     Leftover journals in OUT are recovered first. Recording runs in a child process; stop with Ctrl-C or
@@ -56,7 +60,7 @@ def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: flo
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with running(upstream, out, listen=listen, audio=audio, flush_interval=flush_interval,
-                           auth_env=auth_env, ssl_context=context) as proxy_:
+                           auth_env=auth_env, ssl_context=context, upstream_timeout=upstream_timeout) as proxy_:
             click.echo(f"rtreplay proxy: {proxy_.url} -> {upstream}, recording into {out}", err=True)
             await stop.wait()
             click.echo("rtreplay proxy: stopping; finalizing open sessions", err=True)

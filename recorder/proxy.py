@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from recorder import framing, tap
 from recorder.link import RecorderLink
+from recorder.watchdog import FrameBoundary, Watchdog, close_frame
 
 
 CONNECT_TIMEOUT = 15.0
@@ -90,6 +91,9 @@ class _Side(asyncio.Protocol):
             mono, wall = time.monotonic_ns(), time.time_ns()
             self.peer.transport.write(data)  # type: ignore[union-attr]  # forward first, then copy
             self.session.link.data(self.session.conn, self.direction, data, mono, wall)
+            watchdog = self.session.watchdog
+            if watchdog is not None:
+                watchdog.upstream_data(data) if self.direction == SERVER else watchdog.waiting()
         else:
             self.session.handshake(self, data)
 
@@ -140,6 +144,8 @@ class _Session:
         self._first_gone: int | None = None
         self._dialing = False  # the upstream connection is being opened
         self._ended = False
+        timeout = proxy.upstream_timeout
+        self.watchdog = Watchdog(proxy.loop, timeout, self._upstream_silent) if timeout else None
 
     def handshake(self, side: _Side, data: bytes) -> None:
         if self._request is not None:  # bytes sent while the upstream connection is being opened
@@ -209,6 +215,8 @@ class _Session:
         side.transport.write(self.proxy.rewrite(self._request).encode() + b"".join(c for c, _, _ in early))  # type: ignore
         for chunk, mono, wall in early:
             self.link.data(self.conn, CLIENT, chunk, mono, wall)
+        if self.watchdog is not None:
+            self.watchdog.waiting()  # the upgrade request is out: the upstream owes an answer
         self.client.relaying = True
         self.client.resume("connecting")
 
@@ -235,10 +243,26 @@ class _Session:
             self._end()
 
 
+    def _upstream_silent(self, boundary: FrameBoundary) -> None:
+        """`--upstream-timeout` ran out: say so in the archive and to the app, then end the session."""
+        timeout = self.proxy.upstream_timeout
+        message = f"upstream timeout: nothing from the upstream for {timeout:g} s after the app last sent"
+        self.link.send_json(self.conn, framing.ERROR, {"error": message, "upstream_timeout_s": timeout})
+        if not self.client.closed and self.client.transport is not None:
+            if boundary.in_head:
+                self.client.transport.write(_http_error("504 Gateway Timeout", message))
+            elif boundary.between_frames:
+                self.client.transport.write(close_frame(1011, "upstream timeout"))
+            self.client.close()  # mid-frame, a close frame would corrupt the stream: the app sees a drop
+        if self.upstream is not None and self.upstream.transport is not None and not self.upstream.closed:
+            self.upstream.transport.abort()  # it stopped reading too, perhaps: don't wait to flush
+
     def _end(self) -> None:
         if self._ended:
             return
         self._ended = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         self.proxy.session_ended(self)
         if self.recording:
             first = _NAMES.get(self._first_gone) if self._first_gone else None
@@ -265,11 +289,14 @@ class Proxy:
 
     `authorization` is a full header value added to upgrade requests that carry none. `ssl_context`
     verifies the upstream's certificate (default: the system's trust store, hostname checked).
+    `upstream_timeout` (seconds, off when None) ends a session whose upstream went silent
+    (`recorder.watchdog`).
     """
 
     def __init__(self, upstream: str, link: RecorderLink, authorization: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, upstream_timeout: float | None = None) -> None:
         self.upstream = Upstream.parse(upstream)
+        self.upstream_timeout = upstream_timeout
         self.link = link
         self.authorization = authorization
         self.ssl_context = ssl_context or ssl.create_default_context()
@@ -348,7 +375,8 @@ def parse_listen(listen: str) -> tuple[str, int]:
 @contextlib.asynccontextmanager
 async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audio: str = "keep",
                   flush_interval: float = 0.5, auth_env: str | None = None, authorization: str | None = None,
-                  ssl_context: ssl.SSLContext | None = None, high_water: int = 16 << 20) -> AsyncIterator[RunningProxy]:
+                  ssl_context: ssl.SSLContext | None = None, high_water: int = 16 << 20,
+                  upstream_timeout: float | None = None) -> AsyncIterator[RunningProxy]:
     """Run a recording proxy until the block exits; every session is then finalized to Parquet.
 
     A recorder process is started first; it recovers leftover journals under `out` and then records
@@ -367,7 +395,7 @@ async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audi
     link = await RecorderLink.start(Path(out), audio=audio, flush_interval=flush_interval, high_water=high_water,
                                     secrets=[authorization] if authorization else [])
     try:
-        proxy = Proxy(upstream, link, authorization, ssl_context)
+        proxy = Proxy(upstream, link, authorization, ssl_context, upstream_timeout)
         bound = await proxy.listen(host, port)
         try:
             yield RunningProxy(f"ws://{host}:{bound}", bound, proxy, link)
