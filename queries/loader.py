@@ -28,8 +28,8 @@ QUERIES_DIR = Path(__file__).parent
 MACROS = "macros"
 # Views in dependency order: each reads only those before it.
 VIEWS: tuple[str, ...] = (
-    "events", "control_events", "session_config", "sessions", "requests", "answers", "responses", "outcomes",
-    "tool_calls", "errors", "turns",
+    "events", "control_events", "session_config", "sessions", "requests", "answers", "response_done", "responses",
+    "outcomes", "tool_calls", "errors", "turns",
 )
 # Views that `connect` stores as TEMP tables instead: small slices that the other views read many times over
 # (a view is re-evaluated, Parquet scan included, at every reference). The `view_script` keeps them views.

@@ -1,6 +1,6 @@
 -- macros: small functions the views share (run before any view).
 -- Answers: how a tool_choice JSON value is classified (docs/definitions.md, "tool_choice form"), whether two
--- metadata objects are equal, and the 95% Wilson interval of a rate.
+-- metadata objects are equal, the 95% Wilson interval of a rate, and output modalities as text.
 -- Relies on: nothing but DuckDB's json functions.
 
 -- The form of a tool_choice JSON value; NULL (key not present) is `absent`, JSON null is `invalid`.
@@ -32,3 +32,7 @@ CREATE OR REPLACE MACRO wilson_low(k, n) AS CASE
     WHEN n <= 0 THEN NULL WHEN k = 0 THEN 0.0 ELSE greatest(0.0, wilson_centre(k, n) - wilson_half(k, n)) END;
 CREATE OR REPLACE MACRO wilson_high(k, n) AS CASE
     WHEN n <= 0 THEN NULL WHEN k = n THEN 1.0 ELSE least(1.0, wilson_centre(k, n) + wilson_half(k, n)) END;
+
+-- A JSON list of output modalities as text, joined with '+' ("audio+text"); NULL when not a list.
+CREATE OR REPLACE MACRO modalities_text(m) AS
+    CASE WHEN json_type(m) = 'ARRAY' THEN array_to_string(json_extract_string(m, '$[*]'), '+') END;

@@ -5,7 +5,7 @@
 -- event_id | metadata | order (NULL when unanswered); `latency_ms` is request -> response.done (or -> the
 -- rejecting error) on the monotonic clock.
 -- Relies on: requests; answers (answer_seq, answer_type, rule, response_id, echoed_metadata, error_*);
--- responses (done_seq, status, error_type, error_code, reason, function_calls, mcp_calls, done_mono_ns).
+-- response_done (done_seq, status, error_type, error_code, reason, function_calls, mcp_calls, done_mono_ns).
 WITH joined AS (
     SELECT
         q.*,
@@ -46,7 +46,7 @@ WITH joined AS (
         END AS latency_ms
     FROM requests q
     LEFT JOIN answers a ON a.session_id = q.session_id AND a.request_seq = q.seq
-    LEFT JOIN responses r
+    LEFT JOIN response_done r
         ON a.answer_type = 'response.created' AND r.session_id = a.session_id AND r.response_id = a.response_id
 )
 SELECT * EXCLUDE (payload), payload FROM joined

@@ -37,8 +37,7 @@ params AS (
             WHEN json_array_length(s.input) = 0 THEN 'empty'
             ELSE 'items'
         END AS input_kind,
-        CASE WHEN json_type(s.output_modalities_sent) = 'ARRAY'
-             THEN array_to_string(json_extract_string(s.output_modalities_sent, '$[*]'), '+') END AS output_modalities,
+        modalities_text(s.output_modalities_sent) AS output_modalities,
         CASE WHEN json_type(s.tools) = 'ARRAY' THEN json_array_length(s.tools) END AS tools_count,
         CASE WHEN json_type(s.metadata_sent) = 'OBJECT' THEN s.metadata_sent END AS metadata,
         coalesce(c.model, o.model) AS model,
