@@ -88,9 +88,12 @@ async def test_client_gone_mid_frame(tmp_path, how) -> None:
 async def test_silent_upstream_gets_the_client_a_close_after_the_timeout(tmp_path) -> None:
     """The upstream accepts the session, then answers nothing (no frames, no pongs: it stops reading).
     With `upstream_timeout`, the client gets a close frame and the archive says why."""
+    release = asyncio.Event()
+
     async def hang(ws) -> None:
         ws.transport.pause_reading()
-        await asyncio.sleep(60)
+        await release.wait()
+        ws.transport.abort()  # it never read the proxy's goodbye; do not wait for a closing handshake
 
     async with serve(hang, "127.0.0.1", 0, select_subprotocol=select_realtime) as up:
         async with running(f"ws://127.0.0.1:{up.sockets[0].getsockname()[1]}", tmp_path,
@@ -99,6 +102,7 @@ async def test_silent_upstream_gets_the_client_a_close_after_the_timeout(tmp_pat
                 await ws.send(orjson.dumps({"type": "response.create", "event_id": "c0"}).decode())
                 with pytest.raises(ConnectionClosed):
                     await asyncio.wait_for(ws.recv(), 20)
+            release.set()
 
     assert ws.close_code is not None and ws.close_code != 1006, "the client got no close frame"
     [rows] = session_rows(tmp_path).values()
