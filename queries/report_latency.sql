@@ -7,7 +7,10 @@
 --   turn_stop_to_first_delta   turns: speech_stopped -> first delta of the turn's response
 --   tool_output                tool_calls: call -> the app's function_call_output
 -- Relies on: outcomes (latency_ms, outcome, answer_type, mono_ns), answers, responses, turns, tool_calls.
-WITH samples AS (
+WITH timed AS MATERIALIZED (  -- read responses once for its two measures
+    SELECT time_to_first_delta_ms, duration_ms FROM responses
+),
+samples AS (
     SELECT 'request_to_done' AS measure, latency_ms AS ms FROM outcomes
     WHERE outcome NOT IN ('rejected', 'unfinished')
     UNION ALL
@@ -15,9 +18,9 @@ WITH samples AS (
     FROM requests q JOIN answers a ON a.session_id = q.session_id AND a.request_seq = q.seq
     WHERE a.answer_type = 'response.created'
     UNION ALL
-    SELECT 'response_time_to_first_delta', time_to_first_delta_ms FROM responses
+    SELECT 'response_time_to_first_delta', time_to_first_delta_ms FROM timed
     UNION ALL
-    SELECT 'response_duration', duration_ms FROM responses
+    SELECT 'response_duration', duration_ms FROM timed
     UNION ALL
     SELECT 'turn_stop_to_first_delta', stop_to_first_delta_ms FROM turns
     UNION ALL
