@@ -1,7 +1,7 @@
 -- control_events: the events whose JSON the other views read — requests, response lifecycle, errors, session
 -- settings, proxy lifecycle, tool-call and turn markers — one row each, without the audio column.
 -- Answers: nothing new ("what exactly went over the wire?", for these types only); it exists for speed.
--- Audio appends and output deltas are the bulk of an archive (≈95% of events in the benchmark's mix), so
+-- Audio appends and output deltas are the bulk of an archive (88% of the events in the benchmark's mix), so
 -- the request, answer, response, error, tool-call and turn views read this narrow slice instead of
 -- `events`: one Parquet scan with the type filter pushed into it. `queries.connect()` stores it once as a
 -- TEMP table (each later use of a view that reads it then costs no Parquet scan); the `--views` script

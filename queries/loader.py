@@ -181,6 +181,9 @@ def connect(
     Open journals are read too unless `journals=False`; damaged or unreadable ones are reported to
     `on_problem` and skipped. Timestamps come back in UTC. Raises SqlError (one line) when the archive has no
     files or a view cannot be created over it.
+
+    `MATERIALIZED` views are stored here, once (one filtered scan of the archive). Like the file list and
+    the journals, they are the archive as it was at this call.
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
