@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +23,7 @@ from recorder import archive
 from recorder.archive import ArchiveError, ArchiveProblem
 from recorder.schema import EVENT_SCHEMA, SCHEMA_VERSION, SchemaVersionError, version_of
 
+from analyzer.reduce import collector_paused
 from analyzer.state import Event
 
 
@@ -120,70 +122,269 @@ def read_session(path: str | Path, session_id: str, problems: list[ArchiveProble
 
 
 APPEND = "input_audio_buffer.append"
+# The wire types whose consecutive rows coalesce into runs, by the state field their rows write. A run holds
+# at most one wire type per field (GA and beta names of one field never mix in a run), so the rows of
+# different fields commute and each field's rows keep their order.
+INPUT, AUDIO, TEXT, TRANSCRIPT, ARGUMENTS = 1, 2, 3, 4, 5
+FIELD_OF = {
+    APPEND: INPUT,
+    "response.output_audio.delta": AUDIO, "response.audio.delta": AUDIO,
+    "response.output_text.delta": TEXT, "response.text.delta": TEXT,
+    "response.output_audio_transcript.delta": TRANSCRIPT, "response.audio_transcript.delta": TRANSCRIPT,
+    "response.function_call_arguments.delta": ARGUMENTS, "response.mcp_call_arguments.delta": ARGUMENTS,
+}
+MAX_INDEX = 10_000  # as reduce_items.as_index
 
 
-def session_events(table: pa.Table) -> list[Event]:
+def session_events(table: pa.Table, *, coalesce: bool = True) -> list[Event]:
     """The rows of one session (sorted by seq) as reducer events.
 
-    Runs of consecutive `input_audio_buffer.append` rows with their audio cut out (the bulk of a voice
-    session) become one event each (`Event.run`; its audio is one view of the run's bytes, which are
-    contiguous in the column). Audio is handed over as read-only memoryviews into the table's `audio`
-    buffer: no copy per row.
+    With `coalesce` (the default), maximal stretches of consecutive rows that are audio appends or deltas
+    of one item (output audio, text, transcript, call arguments; one response) become one event each, its
+    `run` a `Run`: the fold applies a run at once when that is the same as applying its rows one by one
+    (analyzer/reduce.py `apply_run`), and row by row otherwise, so results never change. Rows of one run
+    are consecutive in seq; `Event.head(seq)` cuts a run where a state is asked for inside it. Rows whose
+    shape the loader cannot vouch for (malformed deltas, inline audio, duplicate or unsorted seqs) stay
+    single events. Audio is handed over as read-only memoryviews into the table's `audio` buffer (no copy).
     """
-    table = table.combine_chunks()
-    n = table.num_rows
-    if n == 0:
+    if table.num_rows == 0:
         return []
-    audio = table.column("audio").chunk(0)
-    seqs = table.column("seq").chunk(0).to_numpy()
-    is_app = pc.and_(pc.equal(table.column("type"), APPEND), pc.is_valid(audio)).to_numpy(zero_copy_only=False)
-    if n > 1 and not bool((np.diff(seqs) > 0).all()):
-        is_app[:] = False  # duplicate or unsorted seqs: every row goes through `apply` (which flags them)
-    offsets, data = _audio_buffers(audio)
-    others = np.flatnonzero(~is_app)
-    slim = table.drop_columns(["audio"])
-    sub = slim.take(pa.array(others)) if len(others) < n else slim
-    col = {name: sub.column(name).to_pylist() for name in
-           ("seq", "type", "direction", "payload", "item_id", "response_id", "mono_ns", "audio_at")}
-    ts = sub.column("ts").cast(pa.int64()).to_pylist()
-    valid = audio.is_valid().to_numpy(zero_copy_only=False)[others].tolist()
-    starts_ = [offsets[i] for i in others.tolist()]
-    ends_ = [offsets[i + 1] for i in others.tolist()]
-    views = [data[a:b] if v else None for a, b, v in zip(starts_, ends_, valid)]
-    single = [Event(s, t, d, p, a, it, r, m, u, audio_at=at)
-              for s, t, d, p, a, it, r, m, u, at in zip(col["seq"], col["type"], col["direction"], col["payload"],
-                                                         views, col["item_id"], col["response_id"], col["mono_ns"],
-                                                         ts, col["audio_at"])]
-    # Run boundaries: starts where an append follows a non-append, ends where it stops.
-    edges = np.diff(np.concatenate(([0], is_app.astype(np.int8), [0])))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    if len(starts) == 0:
-        return single
-    mono = table.column("mono_ns").chunk(0).to_numpy()
-    ts_all = table.column("ts").chunk(0).cast(pa.int64()).to_numpy()
-    payload0 = table.column("payload").chunk(0)
-    runs = [Event(int(seqs[b - 1]), APPEND, "client", payload0[a].as_py(), data[offsets[a]:offsets[b]],
-                  mono_ns=int(mono[b - 1]), ts_us=int(ts_all[b - 1]),
-                  run=(seqs[a:b], np.asarray(offsets[a:b + 1]) - offsets[a]))
-            for a, b in zip(starts.tolist(), ends.tolist())]
-    # Merge by row position (both lists are in order).
-    out: list[Event] = []
-    positions = others.tolist()
-    i = 0
-    for a, ev in zip(starts.tolist(), runs):
-        while i < len(positions) and positions[i] < a:
-            out.append(single[i])
-            i += 1
-        out.append(ev)
-    out.extend(single[i:])
-    return out
+    with collector_paused():
+        return _session_events(Rows(table), coalesce)
 
 
-def _audio_buffers(arr: pa.Array) -> tuple[list[int], memoryview]:
+def _session_events(rows: Rows, coalesce: bool) -> list[Event]:
+    if not coalesce:
+        return rows.events(np.arange(rows.n))
+    starts, ends = rows.batches()
+    long = ends - starts > 1
+    starts, ends = starts[long], ends[long]
+    in_run = np.zeros(rows.n + 1, dtype=np.int64)
+    np.add.at(in_run, starts, 1)
+    np.add.at(in_run, ends, -1)
+    singles = np.flatnonzero(np.cumsum(in_run[:-1]) == 0)
+    objs = rows.events(singles) + rows.events(starts, runs_to=ends)
+    order = np.argsort(np.concatenate((singles, starts)), kind="stable")
+    return [objs[i] for i in order.tolist()]
+
+
+class Rows:
+    """One session's rows in columns: single events and runs are built from it, and runs keep it (their
+    rows are expanded from it when the fold needs them one at a time)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table = table.combine_chunks()
+        self.n = n = table.num_rows
+        self.seqs = table.column("seq").chunk(0).to_numpy()
+        self.mono = table.column("mono_ns").chunk(0).to_numpy()
+        self.ts = table.column("ts").chunk(0).cast(pa.int64()).to_numpy()
+        audio = table.column("audio").chunk(0)
+        self.has_audio = audio.is_valid().to_numpy(zero_copy_only=False)
+        self.offsets, self.data = _audio_buffers(audio)
+        types = table.column("type").chunk(0).dictionary_encode()
+        self.type_names = types.dictionary.to_pylist()
+        self.type_codes = types.indices.to_numpy(zero_copy_only=False)
+        self.item_ids, self.item_codes = _codes(table.column("item_id").chunk(0))
+        self.response_ids, self.response_codes = _codes(table.column("response_id").chunk(0))
+        self.fields = np.zeros(n, dtype=np.int8)
+        self.index = np.zeros(n, dtype=np.int64)  # content_index of text and transcript deltas
+        self.deltas: list = [None] * n  # the delta text of text, transcript and argument rows
+        if n > 1 and not bool((np.diff(self.seqs) > 0).all()):
+            return  # duplicate or unsorted seqs: every row goes through `apply` alone (which flags them)
+        fields = np.array([FIELD_OF.get(t, 0) for t in self.type_names], dtype=np.int8)[self.type_codes]
+        with_item = self.item_codes >= 0
+        fields[((fields == INPUT) | (fields == AUDIO)) & ~self.has_audio] = 0
+        fields[(fields == AUDIO) & ~with_item] = 0
+        texts = fields >= TEXT
+        fields[texts & (self.has_audio | ~with_item)] = 0
+        self.fields = fields
+        self._read_deltas(np.flatnonzero(fields >= TEXT))
+
+    def _read_deltas(self, positions: np.ndarray) -> None:
+        """Parse the delta rows' payloads; a row whose delta, content_index or item_id the handlers would
+        not take as they are stays a single event."""
+        payloads = self.table.column("payload").chunk(0).take(pa.array(positions)).to_pylist()
+        fields, index, deltas, items, codes = self.fields, self.index, self.deltas, self.item_ids, self.item_codes
+        for k, text in zip(positions.tolist(), payloads):
+            try:
+                d = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                d = None
+            delta = d.get("delta", "") if isinstance(d, dict) else None
+            if not isinstance(delta, str):
+                fields[k] = 0
+                continue
+            if fields[k] == ARGUMENTS:
+                if d.get("item_id") != items[codes[k]]:  # type: ignore[union-attr]
+                    fields[k] = 0
+                    continue
+            else:
+                i = d.get("content_index")  # type: ignore[union-attr]
+                if i is not None and not (type(i) is int and 0 <= i <= MAX_INDEX):
+                    fields[k] = 0
+                    continue
+                index[k] = i or 0
+            deltas[k] = delta
+
+    def batches(self) -> tuple[np.ndarray, np.ndarray]:
+        """[start, end) row ranges of the coalescible stretches: consecutive coalescible rows whose deltas
+        are all of one item and one response, with one wire type and one content_index per field."""
+        n, fields = self.n, self.fields
+        pos = np.arange(n)
+        ok = fields > 0
+        seg_start = np.maximum.accumulate(np.where(ok, -1, pos)) + 1
+        starts = ok & (pos == seg_start)
+
+        def previous(mask: np.ndarray) -> np.ndarray:
+            """For each row, the last row before it where `mask` holds (-1: none)."""
+            last = np.maximum.accumulate(np.where(mask, pos, -1))
+            return np.concatenate(([-1], last[:-1]))
+
+        delta = fields >= AUDIO
+        key = self.item_codes * (len(self.response_ids) + 1) + self.response_codes
+        prev = previous(delta)
+        starts |= delta & (prev >= seg_start) & (key[prev] != key)
+        sig = self.type_codes.astype(np.int64) * (MAX_INDEX + 1) + self.index
+        for f in (AUDIO, TEXT, TRANSCRIPT, ARGUMENTS):
+            mine = fields == f
+            prev = previous(mine)
+            starts |= mine & (prev >= seg_start) & (sig[prev] != sig)
+        begin = np.flatnonzero(starts)
+        segment_end = np.minimum.accumulate(np.where(ok, n, pos)[::-1])[::-1]  # first row after, not ok
+        return begin, np.minimum(np.append(begin[1:], n), segment_end[begin])
+
+    def firsts(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per run [start, end) and field (0…ARGUMENTS): the position of its first row of that field, or -1."""
+        pos = np.arange(self.n)
+        none = self.n
+        out = np.stack([np.minimum.reduceat(np.where(self.fields == f, pos, none), starts)
+                        for f in range(ARGUMENTS + 1)], axis=1)
+        out[out >= ends[:, None]] = -1
+        return out
+
+    def events(self, positions: np.ndarray, runs_to: np.ndarray | None = None) -> list[Event]:
+        """Single events for the rows at `positions`; with `runs_to`, run events for [positions, runs_to)."""
+        if len(positions) == 0:
+            return []
+        sub = self.table.drop_columns(["audio"]).take(pa.array(positions))
+        col = {name: sub.column(name).to_pylist() for name in
+               ("type", "direction", "payload", "item_id", "response_id", "audio_at")}
+        if runs_to is not None:
+            last = runs_to - 1
+            firsts = self.firsts(positions, runs_to).tolist()
+            return [Event(s, t, d, p, None, None, None, m, u, run=Run(self, a, b, tuple(f)))
+                    for s, t, d, p, m, u, a, b, f in zip(self.seqs[last].tolist(), col["type"], col["direction"],
+                                                         col["payload"], self.mono[last].tolist(),
+                                                         self.ts[last].tolist(), positions.tolist(),
+                                                         runs_to.tolist(), firsts)]
+        offsets, data = self.offsets, self.data
+        views = [data[offsets[k]:offsets[k + 1]] if v else None
+                 for k, v in zip(positions.tolist(), self.has_audio[positions].tolist())]
+        return [Event(s, t, d, p, a, it, r, m, u, audio_at=at)
+                for s, t, d, p, a, it, r, m, u, at in zip(self.seqs[positions].tolist(), col["type"], col["direction"],
+                                                          col["payload"], views, col["item_id"], col["response_id"],
+                                                          self.mono[positions].tolist(), self.ts[positions].tolist(),
+                                                          col["audio_at"])]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """The rows of one field inside a run, added up: what the reducer applies at once."""
+
+    type: str  # the rows' wire type
+    item_id: str | None  # the item the deltas go to (None for appends)
+    index: int  # content_index (text and transcript deltas)
+    response_id: str | None
+    mono_ns: int  # monotonic time of the run's first delta (a response's first output)
+    audio: list  # audio rows: their bytes, as views, adjacent rows joined
+    text: str  # delta rows: their deltas, joined
+
+
+class Run:
+    """Consecutive rows [lo, hi) of one session, loaded as one event (see `session_events`).
+
+    `firsts[f]` is the position of the run's first row of field `f` (-1: none): at most one wire type per
+    field, so that row names the field's type."""
+
+    __slots__ = ("rows", "lo", "hi", "firsts")
+
+    def __init__(self, rows: Rows, lo: int, hi: int, firsts: tuple[int, ...]) -> None:
+        self.rows, self.lo, self.hi, self.firsts = rows, lo, hi, firsts
+
+    @property
+    def first_seq(self) -> int:
+        return int(self.rows.seqs[self.lo])
+
+    @property
+    def count(self) -> int:
+        return self.hi - self.lo
+
+    def head(self, seq: int) -> Event:
+        """The event of this run's rows up to and including `seq` (at least its first row)."""
+        k = max(1, int(self.rows.seqs[self.lo:self.hi].searchsorted(seq, side="right")))
+        return self.rows.events(np.array([self.lo]), runs_to=np.array([self.lo + k]))[0]
+
+    def events(self) -> list[Event]:
+        """The run's rows as single events, as `session_events(..., coalesce=False)` gives them."""
+        return self.rows.events(np.arange(self.lo, self.hi))
+
+    def _rows_of(self, field: int) -> np.ndarray:
+        return self.lo + np.flatnonzero(self.rows.fields[self.lo:self.hi] == field)
+
+    def channels(self) -> list[Channel]:
+        """One channel per field present, in field order."""
+        r, lo, hi, firsts = self.rows, self.lo, self.hi, self.firsts
+        first = min((k for k in firsts[AUDIO:] if k >= 0), default=lo)  # the first delta
+        item = r.item_ids[r.item_codes[first]] if r.item_codes[first] >= 0 else None
+        response = r.response_ids[r.response_codes[first]] if r.response_codes[first] >= 0 else None
+        texts = sum(k >= 0 for k in firsts[TEXT:])
+        out = []
+        for f in range(INPUT, ARGUMENTS + 1):
+            k = firsts[f]
+            if k < 0:
+                continue
+            audio: list = []
+            text = ""
+            if f <= AUDIO:  # rows of other fields carry no bytes, unless both audio fields are here
+                both = firsts[INPUT] >= 0 and firsts[AUDIO] >= 0
+                audio = _views(r.offsets, r.data, self._rows_of(f)) if both else [r.data[r.offsets[lo]:r.offsets[hi]]]
+            elif texts == 1:
+                text = "".join([d for d in r.deltas[lo:hi] if d is not None])
+            else:
+                text = "".join([r.deltas[i] for i in self._rows_of(f).tolist()])
+            out.append(Channel(r.type_names[r.type_codes[k]], None if f == INPUT else item, int(r.index[k]),
+                               response, int(r.mono[first]), audio, text))
+        return out
+
+    def sizes(self) -> list[tuple[int, str, int, int]]:
+        """Per channel: (first seq, wire type, rows, bytes of audio or characters of text), in row order."""
+        present = [f for f in range(INPUT, ARGUMENTS + 1) if self.firsts[f] >= 0]
+        return sorted((int(self.rows.seqs[self.firsts[f]]), ch.type, len(self._rows_of(f)),
+                       sum(map(len, ch.audio)) if ch.audio else len(ch.text))
+                      for f, ch in zip(present, self.channels()))
+
+
+def _views(offsets: np.ndarray, data: memoryview, rows: np.ndarray) -> list:
+    """The audio bytes of `rows` as few views as possible: rows adjacent in the buffer share one."""
+    begin, end = offsets[rows], offsets[rows + 1]
+    if int(end[-1] - begin[0]) == int((end - begin).sum()):
+        return [data[int(begin[0]):int(end[-1])]]
+    cut = np.flatnonzero(begin[1:] != end[:-1]) + 1
+    return [data[int(begin[a]):int(end[b - 1])]
+            for a, b in zip(np.concatenate(([0], cut)).tolist(), np.concatenate((cut, [len(rows)])).tolist())]
+
+
+def _codes(arr: pa.Array) -> tuple[list, np.ndarray]:
+    """A string column as (distinct values, code per row; -1 for null)."""
+    enc = arr.dictionary_encode()
+    return enc.dictionary.to_pylist(), enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _audio_buffers(arr: pa.Array) -> tuple[np.ndarray, memoryview]:
     """The `audio` column's offsets (per row, from its start) and data buffer as a memoryview."""
     n = len(arr)
     bufs = arr.buffers()
     if bufs[1] is None:
-        return [0] * (n + 1), memoryview(b"")
-    offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset: arr.offset + n + 1].tolist()
+        return np.zeros(n + 1, dtype=np.int64), memoryview(b"")
+    offsets = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset: arr.offset + n + 1].astype(np.int64)
     return offsets, memoryview(bufs[2]) if bufs[2] is not None else memoryview(b"")

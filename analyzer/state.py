@@ -47,24 +47,24 @@ class Event:
     mono_ns: int = 0
     ts_us: int = 0
     _data: dict | None = None
-    # A run of consecutive audio appends is loaded as one event (seq = the run's last seq, `audio` = all
-    # of it): `run` = (seqs, byte offsets into `audio`) so a state between two of its rows can be had.
-    run: tuple | None = None
+    # Consecutive rows loaded as one event (analyzer/load.py `Run`: audio appends, deltas of one item):
+    # `seq` is its last row's, and the rows are applied at once or one by one (analyzer/reduce.py).
+    run: Any = None
     audio_at: int | None = None  # where the audio's base64 was cut out of `payload` (archive column)
 
     def head(self, seq: int) -> Event:
         """For a run: the part of it up to and including `seq`. Other events: themselves."""
-        if self.run is None:
-            return self
-        seqs, offsets = self.run
-        k = int(seqs.searchsorted(seq, side="right"))
-        return Event(int(seqs[k - 1]), self.type, self.direction, self.payload, self.audio[: offsets[k]],
-                     mono_ns=self.mono_ns, ts_us=self.ts_us, run=(seqs[:k], offsets[: k + 1]))
+        return self if self.run is None else self.run.head(seq)
+
+    @property
+    def first_seq(self) -> int:
+        """The seq of the first archived row this event stands for."""
+        return self.seq if self.run is None else self.run.first_seq
 
     @property
     def count(self) -> int:
         """How many archived rows this event stands for."""
-        return 1 if self.run is None else len(self.run[0])
+        return 1 if self.run is None else self.run.count
 
     @property
     def data(self) -> dict:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from analyzer.match import match_events
 from analyzer.reduce import finish, fold
-from analyzer.state import Event, SessionState
+from analyzer.state import TOP_LEVEL_AUDIO, Event, SessionState
 
 
 def rebuild(events: Sequence[Event], session_id: str | None = None, *, strict: bool = False) -> SessionState:
@@ -22,7 +22,7 @@ def rebuild(events: Sequence[Event], session_id: str | None = None, *, strict: b
 def _prefix(events: Sequence[Event], seqs: Sequence[int], seq: int) -> tuple[int, Event | None]:
     """How many events lie wholly at or before `seq`, and the head of a run that straddles it."""
     i = bisect.bisect_right(seqs, seq)
-    if i < len(events) and events[i].run is not None and events[i].run[0][0] <= seq:
+    if i < len(events) and events[i].run is not None and events[i].first_seq <= seq:
         return i, events[i].head(seq)
     return i, None
 
@@ -91,6 +91,7 @@ def seq_of_response(events: Sequence[Event], response_id: str) -> int | None:
 
 # -- readable timeline --------------------------------------------------------------------------------
 ARROW = {"client": "→", "server": "←", "proxy": "·"}
+AUDIO_TYPES = TOP_LEVEL_AUDIO  # whose size is counted in bytes
 
 
 def describe(e: Event) -> str:
@@ -124,35 +125,46 @@ def describe(e: Event) -> str:
     return f"{t} {ids}".rstrip()
 
 
-def _first_seq(e: Event) -> int:
-    return int(e.run[0][0]) if e.run is not None else e.seq
-
-
 def _size(e: Event) -> int:
     return len(e.audio) if e.audio is not None else len(str(e.data.get("delta", "")))
 
 
+def _pieces(events: Iterable[Event], collapse: bool) -> Iterator[tuple[int, Event, str, int, int]]:
+    """(first seq, event, type, rows, size) per event; a run gives one piece per wire type in it (with
+    `collapse`) or its rows one by one (without)."""
+    for e in events:
+        if e.run is None:
+            yield e.seq, e, e.type, 1, -1
+        elif collapse:
+            for first, kind, rows, size in e.run.sizes():
+                yield first, e, kind, rows, size
+        else:
+            yield from ((r.seq, r, r.type, 1, -1) for r in e.run.events())
+
+
 def timeline(events: Iterable[Event], *, collapse: bool = True) -> Iterator[tuple[int, Event, str, int]]:
     """(first seq, event, text, how many archived rows it stands for); with `collapse`, runs of one
-    delta or append type become one line."""
-    run: list[Event] = []
+    delta or append type become one line, else one line per archived row."""
+    run: list[tuple[int, Event, str, int, int]] = []
 
     def flush() -> Iterator[tuple[int, Event, str, int]]:
         if run:
-            rows = sum(e.count for e in run)
-            unit = "bytes" if run[0].audio is not None else "chars"
-            yield _first_seq(run[0]), run[0], f"{run[0].type} ×{rows} ({sum(map(_size, run))} {unit})", rows
+            first, e, kind = run[0][:3]
+            rows = sum(p[3] for p in run)
+            size = sum(p[4] if p[4] >= 0 else _size(p[1]) for p in run)
+            unit = "bytes" if (e.audio is not None if run[0][4] < 0 else kind in AUDIO_TYPES) else "chars"
+            yield first, e, f"{kind} ×{rows} ({size} {unit})", rows
             run.clear()
 
-    for e in events:
-        bulk = e.type.endswith(".delta") or e.type == "input_audio_buffer.append"
-        if collapse and bulk:
-            if run and run[0].type != e.type:
+    for piece in _pieces(events, collapse):
+        first, e, kind = piece[:3]
+        if collapse and (kind.endswith(".delta") or kind == "input_audio_buffer.append"):
+            if run and run[0][2] != kind:
                 yield from flush()
-            run.append(e)
+            run.append(piece)
             continue
         yield from flush()
-        yield _first_seq(e), e, describe(e), e.count
+        yield first, e, describe(e), 1
     yield from flush()
 
 
