@@ -12,10 +12,12 @@
 -- Relies on: control_events.direction, type, seq, mono_ns, event_id (the rows of `requests`), response_id,
 -- payload ($.error.event_id, type, code, param; $.response.metadata of response.created).
 WITH errors_seen AS (
-    SELECT session_id, seq, mono_ns, f[1] AS for_event_id, f[2] AS error_type, f[3] AS error_code, f[4] AS error_param
+    SELECT session_id, seq, mono_ns,
+           f[1] AS for_event_id, f[2] AS error_type, f[3] AS error_code, f[4] AS error_param
     FROM (
         SELECT session_id, seq, mono_ns,  -- one parse per error
-               json_extract_string(payload, ['$.error.event_id', '$.error.type', '$.error.code', '$.error.param']) AS f
+               json_extract_string(payload, [
+                   '$.error.event_id', '$.error.type', '$.error.code', '$.error.param']) AS f
         FROM control_events
         WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
     )

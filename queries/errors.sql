@@ -11,30 +11,29 @@ WITH client_ids AS (
     FROM events WHERE direction = 'client' AND event_id IS NOT NULL
     GROUP BY ALL
 ),
-error_events AS (
-    SELECT session_id, seq, ts, 'error' AS source,
-           payload ->> '$.error.type' AS error_type, payload ->> '$.error.code' AS error_code,
-           payload ->> '$.error.message' AS message, payload ->> '$.error.param' AS param,
-           payload ->> '$.error.event_id' AS client_event_id, response_id, item_id
-    FROM control_events WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
+error_events AS (  -- `error` events and failed transcriptions: the `error` object, parsed once per event
+    SELECT session_id, seq, ts, CASE WHEN type = 'error' THEN 'error' ELSE 'transcription' END AS source,
+           f[1] AS error_type, f[2] AS error_code, f[3] AS message, f[4] AS param,
+           CASE WHEN type = 'error' THEN f[5] END AS client_event_id, response_id, item_id
+    FROM (
+        SELECT *, json_extract_string(payload, [
+                   '$.error.type', '$.error.code', '$.error.message', '$.error.param', '$.error.event_id']) AS f
+        FROM control_events
+        WHERE direction = 'server' AND type IN ('error', 'conversation.item.input_audio_transcription.failed')
+          AND json_valid(payload)
+    )
 ),
 failed_responses AS (
-    SELECT session_id, seq, ts, 'response.done' AS source,
-           payload ->> '$.response.status_details.error.type' AS error_type,
-           payload ->> '$.response.status_details.error.code' AS error_code,
-           payload ->> '$.response.status_details.error.message' AS message,
-           NULL AS param, NULL AS client_event_id, response_id, item_id
-    FROM control_events
-    WHERE direction = 'server' AND type = 'response.done' AND json_valid(payload)
-      AND payload ->> '$.response.status' = 'failed'
-),
-transcription AS (
-    SELECT session_id, seq, ts, 'transcription' AS source,
-           payload ->> '$.error.type', payload ->> '$.error.code', payload ->> '$.error.message',
-           payload ->> '$.error.param', NULL, response_id, item_id
-    FROM control_events
-    WHERE direction = 'server' AND type = 'conversation.item.input_audio_transcription.failed'
-      AND json_valid(payload)
+    SELECT session_id, seq, ts, 'response.done' AS source, f[2] AS error_type, f[3] AS error_code,
+           f[4] AS message, NULL AS param, NULL AS client_event_id, response_id, item_id
+    FROM (
+        SELECT *, json_extract_string(payload, [
+                   '$.response.status', '$.response.status_details.error.type',
+                   '$.response.status_details.error.code', '$.response.status_details.error.message']) AS f
+        FROM control_events
+        WHERE direction = 'server' AND type = 'response.done' AND json_valid(payload)
+    )
+    WHERE f[1] = 'failed'
 ),
 proxy AS (
     SELECT session_id, seq, ts, 'proxy' AS source, type, NULL, payload, NULL, NULL, response_id, item_id
@@ -43,7 +42,6 @@ proxy AS (
 all_errors AS (
     SELECT * FROM error_events
     UNION ALL SELECT * FROM failed_responses
-    UNION ALL SELECT * FROM transcription
     UNION ALL SELECT * FROM proxy
 )
 SELECT

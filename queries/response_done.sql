@@ -14,11 +14,13 @@ WITH parsed AS (
            f[17] AS input_audio_tokens, f[18] AS output_text_tokens, f[19] AS output_audio_tokens
     FROM (
         SELECT *, CASE WHEN json_valid(payload) THEN json_extract(payload, [
-                   '$.response', '$.response.conversation_id', '$.response.metadata', '$.response.output_modalities',
+                   '$.response', '$.response.conversation_id', '$.response.metadata',
+                   '$.response.output_modalities',
                    '$.response.status_details', '$.response.output', '$.response.status',
                    '$.response.status_details.error.type', '$.response.status_details.error.code',
                    '$.response.status_details.error.message', '$.response.status_details.reason',
-                   '$.response.usage.input_tokens', '$.response.usage.output_tokens', '$.response.usage.total_tokens',
+                   '$.response.usage.input_tokens', '$.response.usage.output_tokens',
+                   '$.response.usage.total_tokens',
                    '$.response.usage.input_token_details.cached_tokens',
                    '$.response.usage.input_token_details.text_tokens',
                    '$.response.usage.input_token_details.audio_tokens',

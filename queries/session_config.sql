@@ -1,8 +1,8 @@
 -- session_config: the session settings the server reported, one row per server `session.created` /
 -- `session.updated`, plus one row per `proxy.open` carrying the `model=` query parameter.
 -- Answers: "which tool_choice and model were in force at event N?" (ASOF-join on seq; see requests.sql).
--- Relies on: control_events.direction, type, seq, ts, payload ($.session.tool_choice, $.session.model; for proxy.open
--- the `model=` parameter of $.query, else of the query part of $.path).
+-- Relies on: control_events.direction, type, seq, ts, payload ($.session.tool_choice, $.session.model; for
+-- proxy.open the `model=` parameter of $.query, else of the query part of $.path).
 SELECT
     session_id,
     seq,

@@ -26,12 +26,15 @@ arguments_done AS (
     WHERE direction = 'server' AND type = 'response.function_call_arguments.done' AND json_valid(payload)
     GROUP BY ALL
 ),
-outputs AS (
-    SELECT session_id, payload ->> '$.item.call_id' AS call_id,
-           min(seq) AS seq, arg_min(mono_ns, seq) AS mono_ns, arg_min(payload ->> '$.item.output', seq) AS output
-    FROM control_events
-    WHERE direction = 'client' AND type = 'conversation.item.create' AND json_valid(payload)
-      AND payload ->> '$.item.type' = 'function_call_output'
+outputs AS (  -- the app's function_call_output items, each payload parsed once
+    SELECT session_id, f[2] AS call_id,
+           min(seq) AS seq, arg_min(mono_ns, seq) AS mono_ns, arg_min(f[3], seq) AS output
+    FROM (
+        SELECT *, json_extract_string(payload, ['$.item.type', '$.item.call_id', '$.item.output']) AS f
+        FROM control_events
+        WHERE direction = 'client' AND type = 'conversation.item.create' AND json_valid(payload)
+    )
+    WHERE f[1] = 'function_call_output'
     GROUP BY ALL
 )
 SELECT

@@ -5,8 +5,9 @@
 -- `stop_to_created_ms` to its response.created, `response_duration_ms` from response.created to
 -- response.done; all on the proxy's monotonic clock (mono_ns). `speech_ms` is audio_end_ms - audio_start_ms
 -- as reported by the server.
--- Relies on: control_events.direction, type, seq, ts, mono_ns, item_id, payload ($.audio_start_ms, $.audio_end_ms);
--- responses (created_seq, created_mono_ns, time_to_first_delta_ms, duration_ms, status, first_delta_type).
+-- Relies on: control_events.direction, type, seq, ts, mono_ns, item_id, payload ($.audio_start_ms,
+-- $.audio_end_ms); responses (created_seq, created_mono_ns, time_to_first_delta_ms, duration_ms, status,
+-- first_delta_type).
 WITH stops AS (
     SELECT session_id, seq, ts, mono_ns, item_id,
            TRY_CAST(payload ->> 'audio_end_ms' AS BIGINT) AS audio_end_ms,
