@@ -1,14 +1,49 @@
 """The `rtreplay` command: one click group; each subcommand lives beside the library it drives.
 
 Commands only parse options, call library functions and format output. Library errors become one-line
-`click.ClickException`s here (no tracebacks for user mistakes); exit code 0 only on success.
+`click.ClickException`s there (no tracebacks for user mistakes); exit code 0 only on success.
+A subcommand's module is imported only when that subcommand runs (or help lists it), so `rtreplay proxy`
+does not pay for DuckDB and polars, nor `rtreplay sql` for the simulator.
 """
 from __future__ import annotations
 
+import importlib
+
 import click
 
+# name -> (module, attribute): the single list of what `rtreplay` offers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "proxy": ("recorder.cli", "proxy"),
+    "recover": ("recorder.cli", "recover"),
+    "simulate": ("simulator.cli", "simulate"),
+    "demo": ("analyzer.cli_demo", "demo"),
+    "sessions": ("analyzer.cli_inspect", "sessions"),
+    "show": ("analyzer.cli_inspect", "show"),
+    "state": ("analyzer.cli_inspect", "state"),
+    "import": ("analyzer.cli_inspect", "import_"),
+    "analyze": ("analyzer.cli_report", "analyze"),
+    "replay": ("analyzer.cli_replay", "replay"),
+    "sql": ("analyzer.cli_sql", "sql"),
+    "query": ("analyzer.cli_sql", "query"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use, from `COMMANDS`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert command.name == name, f"{module}.{attribute} is named {command.name!r}, not {name!r}"
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rtreplay")
 def cli() -> None:
     """rtreplay: record OpenAI Realtime API sessions, rebuild their state, report and replay failures.
@@ -17,34 +52,6 @@ def cli() -> None:
     Example:
       rtreplay demo
     """
-
-
-def _register() -> None:
-    """Attach the subcommands. Each module that defines one is imported here, and only here."""
-    import importlib
-
-    for module_name, names in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a package still under construction must not break the rest
-            if exc.name != module_name:
-                raise
-            continue
-        for name in names:
-            cli.add_command(getattr(module, name))
-
-
-# (module, command objects) — the single list of what `rtreplay` offers.
-COMMANDS: list[tuple[str, list[str]]] = [
-    ("recorder.cli", ["proxy", "recover"]),
-    ("simulator.cli", ["simulate"]),
-    ("analyzer.cli_inspect", ["sessions", "show", "state", "import_"]),
-    ("analyzer.cli_report", ["analyze"]),
-    ("analyzer.cli_sql", ["sql", "query"]),
-    ("analyzer.cli_replay", ["replay"]),
-    ("analyzer.cli_demo", ["demo"]),
-]
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

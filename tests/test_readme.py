@@ -31,7 +31,9 @@ def test_setup_is_two_commands_and_ci_runs_the_test_one() -> None:
 
 def test_every_command_and_option_is_in_the_readme() -> None:
     missing = []
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
         if f"`rtreplay {name}" not in README:
             missing.append(f"rtreplay {name}")
         for param in command.params:
