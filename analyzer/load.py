@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -271,24 +272,59 @@ class Rows:
                ("type", "direction", "payload", "item_id", "response_id", "audio_at")}
         if runs_to is not None:
             last = runs_to - 1
-            firsts = self.firsts(positions, runs_to).tolist()
-            return [Event(s, t, d, p, None, None, None, m, u, run=Run(self, a, b, tuple(f)))
-                    for s, t, d, p, m, u, a, b, f in zip(self.seqs[last].tolist(), col["type"], col["direction"],
-                                                         col["payload"], self.mono[last].tolist(),
-                                                         self.ts[last].tolist(), positions.tolist(),
-                                                         runs_to.tolist(), firsts)]
-        offsets, data = self.offsets, self.data
-        views = [data[offsets[k]:offsets[k + 1]] if v else None
-                 for k, v in zip(positions.tolist(), self.has_audio[positions].tolist())]
+            runs = [Run(self, a, b, s, c) for a, b, s, c in zip(positions.tolist(), runs_to.tolist(),
+                                                              self.seqs[positions].tolist(),
+                                                              self.channels(positions, runs_to))]
+            return [Event(s, t, d, p, None, None, None, m, u, run=r)
+                    for s, t, d, p, m, u, r in zip(self.seqs[last].tolist(), col["type"], col["direction"],
+                                                   col["payload"], self.mono[last].tolist(), self.ts[last].tolist(),
+                                                   runs)]
+        data = self.data
+        views = [data[a:b] if v else None for a, b, v in zip(self.offsets[positions].tolist(),
+                                                               self.offsets[positions + 1].tolist(),
+                                                               self.has_audio[positions].tolist())]
         return [Event(s, t, d, p, a, it, r, m, u, audio_at=at)
                 for s, t, d, p, a, it, r, m, u, at in zip(self.seqs[positions].tolist(), col["type"], col["direction"],
                                                           col["payload"], views, col["item_id"], col["response_id"],
                                                           self.mono[positions].tolist(), self.ts[positions].tolist(),
                                                           col["audio_at"])]
 
+    def channels(self, starts: np.ndarray, ends: np.ndarray) -> list[tuple[Channel, ...]]:
+        """The channels of each run [start, end): one per field present, in field order. Gathered for all
+        runs at once, so that folding a run costs a few Python operations."""
+        n = self.n
+        firsts = self.firsts(starts, ends)
+        first = np.where(firsts[:, AUDIO:] >= 0, firsts[:, AUDIO:], n).min(axis=1)  # the first delta
+        first = np.where(first == n, starts, first)
+        items = [self.item_ids[c] if c >= 0 else None for c in self.item_codes[first].tolist()]
+        responses = [self.response_ids[c] if c >= 0 else None for c in self.response_codes[first].tolist()]
+        at = np.where(firsts >= 0, firsts, 0)
+        types = [[self.type_names[c] for c in row] for row in self.type_codes[at].tolist()]
+        index = self.index[at].tolist()
+        both_audio = ((firsts[:, INPUT] >= 0) & (firsts[:, AUDIO] >= 0)).tolist()
+        one_text = ((firsts[:, TEXT:] >= 0).sum(axis=1) == 1).tolist()
+        data, deltas, out = self.data, self.deltas, []
+        for lo, hi, b0, b1, fs, item, response, mono, ts, ix, both, one in zip(
+                starts.tolist(), ends.tolist(), self.offsets[starts].tolist(), self.offsets[ends].tolist(),
+                firsts.tolist(), items, responses, self.mono[first].tolist(), types, index, both_audio, one_text):
+            chans = []
+            for f in range(INPUT, ARGUMENTS + 1):
+                if fs[f] < 0:
+                    continue
+                audio: list = []
+                text = ""
+                if f <= AUDIO:  # rows of other fields carry no bytes, unless both audio fields are here
+                    audio = _views(self.offsets, data, lo + np.flatnonzero(self.fields[lo:hi] == f)) if both else [data[b0:b1]]
+                elif one:
+                    text = "".join([d for d in deltas[lo:hi] if d is not None])
+                else:
+                    text = "".join([deltas[i] for i in (lo + np.flatnonzero(self.fields[lo:hi] == f)).tolist()])
+                chans.append(Channel(ts[f], None if f == INPUT else item, ix[f], response, mono, audio, text))
+            out.append(tuple(chans))
+        return out
 
-@dataclass(frozen=True, slots=True)
-class Channel:
+
+class Channel(NamedTuple):
     """The rows of one field inside a run, added up: what the reducer applies at once."""
 
     type: str  # the rows' wire type
@@ -301,19 +337,13 @@ class Channel:
 
 
 class Run:
-    """Consecutive rows [lo, hi) of one session, loaded as one event (see `session_events`).
+    """Consecutive rows [lo, hi) of one session, loaded as one event (see `session_events`), with their
+    channels: one per field present (at most one wire type per field in a run)."""
 
-    `firsts[f]` is the position of the run's first row of field `f` (-1: none): at most one wire type per
-    field, so that row names the field's type."""
+    __slots__ = ("rows", "lo", "hi", "first_seq", "channels")
 
-    __slots__ = ("rows", "lo", "hi", "firsts")
-
-    def __init__(self, rows: Rows, lo: int, hi: int, firsts: tuple[int, ...]) -> None:
-        self.rows, self.lo, self.hi, self.firsts = rows, lo, hi, firsts
-
-    @property
-    def first_seq(self) -> int:
-        return int(self.rows.seqs[self.lo])
+    def __init__(self, rows: Rows, lo: int, hi: int, first_seq: int, channels: tuple[Channel, ...]) -> None:
+        self.rows, self.lo, self.hi, self.first_seq, self.channels = rows, lo, hi, first_seq, channels
 
     @property
     def count(self) -> int:
@@ -328,40 +358,13 @@ class Run:
         """The run's rows as single events, as `session_events(..., coalesce=False)` gives them."""
         return self.rows.events(np.arange(self.lo, self.hi))
 
-    def _rows_of(self, field: int) -> np.ndarray:
-        return self.lo + np.flatnonzero(self.rows.fields[self.lo:self.hi] == field)
-
-    def channels(self) -> list[Channel]:
-        """One channel per field present, in field order."""
-        r, lo, hi, firsts = self.rows, self.lo, self.hi, self.firsts
-        first = min((k for k in firsts[AUDIO:] if k >= 0), default=lo)  # the first delta
-        item = r.item_ids[r.item_codes[first]] if r.item_codes[first] >= 0 else None
-        response = r.response_ids[r.response_codes[first]] if r.response_codes[first] >= 0 else None
-        texts = sum(k >= 0 for k in firsts[TEXT:])
-        out = []
-        for f in range(INPUT, ARGUMENTS + 1):
-            k = firsts[f]
-            if k < 0:
-                continue
-            audio: list = []
-            text = ""
-            if f <= AUDIO:  # rows of other fields carry no bytes, unless both audio fields are here
-                both = firsts[INPUT] >= 0 and firsts[AUDIO] >= 0
-                audio = _views(r.offsets, r.data, self._rows_of(f)) if both else [r.data[r.offsets[lo]:r.offsets[hi]]]
-            elif texts == 1:
-                text = "".join([d for d in r.deltas[lo:hi] if d is not None])
-            else:
-                text = "".join([r.deltas[i] for i in self._rows_of(f).tolist()])
-            out.append(Channel(r.type_names[r.type_codes[k]], None if f == INPUT else item, int(r.index[k]),
-                               response, int(r.mono[first]), audio, text))
-        return out
-
     def sizes(self) -> list[tuple[int, str, int, int]]:
         """Per channel: (first seq, wire type, rows, bytes of audio or characters of text), in row order."""
-        present = [f for f in range(INPUT, ARGUMENTS + 1) if self.firsts[f] >= 0]
-        return sorted((int(self.rows.seqs[self.firsts[f]]), ch.type, len(self._rows_of(f)),
-                       sum(map(len, ch.audio)) if ch.audio else len(ch.text))
-                      for f, ch in zip(present, self.channels()))
+        fields = self.rows.fields[self.lo:self.hi]
+        present = [f for f in range(INPUT, ARGUMENTS + 1) if (fields == f).any()]
+        return sorted((int(self.rows.seqs[self.lo + np.flatnonzero(fields == f)[0]]), ch.type,
+                       int((fields == f).sum()), sum(map(len, ch.audio)) if ch.audio else len(ch.text))
+                      for f, ch in zip(present, self.channels))
 
 
 def _views(offsets: np.ndarray, data: memoryview, rows: np.ndarray) -> list:

@@ -11,6 +11,7 @@ Per session the events are walked once in seq order:
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -172,7 +173,7 @@ def _request(e: Event, session_id: str, session: dict, open_model: str | None, r
     elif form_effective == "mcp":
         forced_name = choice["server_label"]
     model = session.get("model") if isinstance(session.get("model"), str) else open_model
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"outcome": "unfinished"}
     if rejected_by is not None or (answer is not None and answer[0] == "error"):
         err_event = rejected_by if rejected_by is not None else answer[1]  # type: ignore[index]
         err = _obj(err_event.data.get("error"))
@@ -181,11 +182,11 @@ def _request(e: Event, session_id: str, session: dict, open_model: str | None, r
                       latency_ms=(err_event.mono_ns - e.mono_ns) / 1e6)
     elif answer is not None:
         created = answer[1]
-        resp = _obj(created.data.get("response"))
-        rid = created.response_id or resp.get("id")
-        sent_meta = params.get("metadata")
-        confidence = "metadata" if isinstance(sent_meta, dict) and resp.get("metadata") == sent_meta else "order"
-        fields = dict(outcome="unfinished", response_id=rid, confidence=confidence, answer_seq=created.seq)
+        rid = created.response_id or _obj(created.data.get("response")).get("id")
+        sent_meta = params.get("metadata")  # the created response is parsed only to compare it
+        same = isinstance(sent_meta, dict) and _obj(created.data.get("response")).get("metadata") == sent_meta
+        fields = dict(outcome="unfinished", response_id=rid, confidence="metadata" if same else "order",
+                      answer_seq=created.seq)
         fin = done.get(rid) if isinstance(rid, str) else None
         if fin is not None:
             final = _obj(fin.data.get("response"))
@@ -202,19 +203,35 @@ def _request(e: Event, session_id: str, session: dict, open_model: str | None, r
                               error_code=error.get("code"))
             if form_effective in FORCED_FORMS:
                 fields["forced_call"] = forced_call_happened(form_effective, _obj(choice), final.get("output"))
-    else:
-        fields = dict(outcome="unfinished")
-    return Request(
+    event_id = e.data.get("event_id")
+    return _new_request(
         session_id=session_id, seq=e.seq, ts=dt.datetime.fromtimestamp(e.ts_us / 1e6, dt.timezone.utc),
-        payload=e.payload, event_id=e.data.get("event_id") if isinstance(e.data.get("event_id"), str) else None,
+        payload=e.payload, event_id=event_id if isinstance(event_id, str) else None,
         scope="out-of-band" if conversation == "none" else "default", conversation=conversation,
         input_kind="absent" if not isinstance(inp, list) else ("items" if inp else "empty"),
         output_modalities="+".join(map(str, modalities)) if isinstance(modalities, list) else None,
         tools_count=len(tools) if isinstance(tools, list) else None,
         metadata=params.get("metadata") if isinstance(params.get("metadata"), dict) else None,
-        model=model, tool_choice=params.get("tool_choice"), form_sent=form_sent,  # type: ignore[arg-type]
-        form_effective=form_effective, forced_name=forced_name, **fields,  # type: ignore[arg-type]
+        model=model, tool_choice=params.get("tool_choice"), form_sent=form_sent,
+        form_effective=form_effective, forced_name=forced_name, **fields,
     )
+
+
+# Every field of `Request` with its default (None for those without one).
+_REQUEST_DEFAULTS = {f.name: None if f.default is dataclasses.MISSING else f.default
+                     for f in dataclasses.fields(Request)}
+
+
+def _new_request(**fields: Any) -> Request:
+    """A `Request` built without the frozen dataclass's `__init__`, which sets its 26 fields one
+    `object.__setattr__` at a time (a fifth of matching's time on large archives). Same object."""
+    values = _REQUEST_DEFAULTS.copy()
+    values.update(fields)
+    if len(values) != len(_REQUEST_DEFAULTS):
+        raise TypeError(f"Request has no field {sorted(values.keys() - _REQUEST_DEFAULTS.keys())}")
+    r = object.__new__(Request)
+    object.__setattr__(r, "__dict__", values)
+    return r
 
 
 def _frame(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,

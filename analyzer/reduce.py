@@ -76,14 +76,28 @@ def buffer_committed(state: SessionState, ev: Event) -> None:
         state.buffer_start = state.input_written
     else:
         bpm = _input_bytes_per_ms(state)
-        buf = state.input_audio_bytes()
+        buf = state.input_audio
         start = max(0, (start_ms or 0) * bpm - state.buffer_start)
         end = max(start, end_ms * bpm - state.buffer_start)
-        state.committed_audio[iid] = [buf[start:end]]
-        keep = buf[end:]
-        state.input_audio = [keep] if keep else []
-        state.buffer_start = state.input_written - len(keep)
+        state.committed_audio[iid] = _cut(buf, start, end) or [b""]
+        state.input_audio = _cut(buf, end, None)
+        state.buffer_start = state.input_written - sum(len(c) for c in state.input_audio)
     state.speech_ms = (None, None)
+
+
+def _cut(chunks: list, start: int, end: int | None) -> list:
+    """Bytes [start, end) of the chunks joined (to the end when None), as views of them: no copy."""
+    out = []
+    at = 0
+    for chunk in chunks:
+        n = len(chunk)
+        a, b = max(start - at, 0), n if end is None else min(end - at, n)
+        if a < b:
+            out.append(memoryview(chunk)[a:b])
+        at += n
+        if end is not None and at >= end:
+            break
+    return out
 
 
 def buffer_cleared(state: SessionState, ev: Event) -> None:
@@ -333,12 +347,15 @@ def apply_run(state: SessionState, ev: Event, *, strict: bool = False) -> Sessio
     the first is O(channels), not O(rows)."""
     run = ev.run
     if state.last_seq is None or run.first_seq > state.last_seq:
-        channels = run.channels()
-        handlers = [RUN_HANDLERS.get(ch.type) for ch in channels]
-        targets = [h[0](state, ch) if h is not None else None for h, ch in zip(handlers, channels)]
-        if all(t is not None for t in targets):
-            for h, ch, t in zip(handlers, channels, targets):
-                h[1](state, ch, t)  # type: ignore[index]
+        targets = []
+        for ch in run.channels:  # their wire types are all in RUN_HANDLERS (the loader coalesces no other)
+            target = RUN_HANDLERS[ch.type][0](state, ch)
+            if target is None:
+                break
+            targets.append(target)
+        else:
+            for ch, target in zip(run.channels, targets):
+                RUN_HANDLERS[ch.type][1](state, ch, target)
             state.last_seq = ev.seq
             return state
     for row in run.events():

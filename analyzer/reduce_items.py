@@ -99,16 +99,24 @@ def merge_item(item: Item, raw: dict) -> None:
             item.fields[key] = value
 
 
-def _place(state: SessionState, ev: Event, iid: str, prev: Any, has_prev: bool) -> None:
+def position(order: list[str], iid: str) -> int:
+    """Where `iid` is in the conversation, looked for from the end first (where items are usually added)."""
+    for i in range(len(order) - 1, max(len(order) - 8, 0) - 1, -1):
+        if order[i] == iid:
+            return i
+    return order.index(iid)
+
+
+def _place(state: SessionState, ev: Event, iid: str, prev: Any, has_prev: bool, *, moving: bool = False) -> None:
     """Put `iid` right after `prev` (head when null); append when the predecessor is unknown."""
-    if iid in state.items and iid in state.order:
-        state.order.remove(iid)
+    if moving:
+        del state.order[position(state.order, iid)]
     if not has_prev:
         state.order.append(iid)
     elif prev is None or prev == "root":
         state.order.insert(0, iid)
     elif isinstance(prev, str) and prev in state.items and prev != iid:
-        state.order.insert(state.order.index(prev) + 1, iid)
+        state.order.insert(position(state.order, prev) + 1, iid)
     else:
         anomaly(state, ev, "unknown_previous_item", f"previous_item_id {prev!r} is not in the conversation; appended")
         state.order.append(iid)
@@ -140,7 +148,7 @@ def item_upserted(state: SessionState, ev: Event) -> None:
         merge_item(existing, raw)
         if "previous_item_id" in d and _position_differs(state, iid, d["previous_item_id"]):
             anomaly(state, ev, "item_moved", f"{iid} re-announced after {d['previous_item_id']!r}; moved there")
-            _place(state, ev, iid, d["previous_item_id"], True)
+            _place(state, ev, iid, d["previous_item_id"], True, moving=True)
         return
     item = state.outputs.pop(iid, None)
     if item is not None:
@@ -155,7 +163,7 @@ def item_upserted(state: SessionState, ev: Event) -> None:
 
 
 def _position_differs(state: SessionState, iid: str, prev: Any) -> bool:
-    i = state.order.index(iid)
+    i = position(state.order, iid)
     if prev is None or prev == "root":
         return i != 0
     if not isinstance(prev, str) or prev not in state.items:
