@@ -205,27 +205,30 @@ class Rows:
         """Parse the delta rows' payloads; a row whose delta, content_index or item_id the handlers would
         not take as they are stays a single event."""
         payloads = self.table.column("payload").chunk(0).take(pa.array(positions)).to_pylist()
-        fields, index, deltas, items, codes = self.fields, self.index, self.deltas, self.item_ids, self.item_codes
-        for k, text in zip(positions.tolist(), payloads):
+        items = [self.item_ids[c] for c in self.item_codes[positions].tolist()]
+        loads, deltas = orjson.loads, self.deltas
+        index: list[int] = []
+        bad: list[int] = []
+        for j, (k, f, text, item) in enumerate(zip(positions.tolist(), self.fields[positions].tolist(), payloads, items)):
             try:
-                d = orjson.loads(text)
+                d = loads(text)
             except orjson.JSONDecodeError:
                 d = None
-            delta = d.get("delta", "") if isinstance(d, dict) else None
-            if not isinstance(delta, str):
-                fields[k] = 0
+            if type(d) is not dict:
+                bad.append(j)
+                index.append(0)
                 continue
-            if fields[k] == ARGUMENTS:
-                if d.get("item_id") != items[codes[k]]:  # type: ignore[union-attr]
-                    fields[k] = 0
-                    continue
-            else:
-                i = d.get("content_index")  # type: ignore[union-attr]
-                if i is not None and not (type(i) is int and 0 <= i <= MAX_INDEX):
-                    fields[k] = 0
-                    continue
-                index[k] = i or 0
+            delta = d.get("delta", "")
+            i = 0 if f == ARGUMENTS else d.get("content_index")
+            if (not isinstance(delta, str) or (f == ARGUMENTS and d.get("item_id") != item)
+                    or (i is not None and not (type(i) is int and 0 <= i <= MAX_INDEX))):
+                bad.append(j)
+                index.append(0)
+                continue
+            index.append(i or 0)
             deltas[k] = delta
+        self.index[positions] = index
+        self.fields[positions[bad]] = 0
 
     def batches(self) -> tuple[np.ndarray, np.ndarray]:
         """[start, end) row ranges of the coalescible stretches: consecutive coalescible rows whose deltas

@@ -148,6 +148,17 @@ def test_interleaved_audio_and_transcript_coalesce_into_one_event_per_part(tmp_p
     assert len(list(timeline(runs, collapse=False))) == len(s.events)
 
 
+def test_deltas_that_are_not_json_objects_stay_single_events(tmp_path) -> None:
+    s = Session()
+    s.ev({"type": "response.output_item.added", "response_id": "r", "output_index": 0,
+          "item": {"id": "a", "type": "message", "role": "assistant", "content": [{"type": "text", "text": ""}]}})
+    for payload in ("[1]", "{not json", '"x"', '{"delta":"ok"}', '{"delta":"ok"}'):
+        s.ev({"type": "response.output_text.delta", "item_id": "a", "response_id": "r"})
+        s.events[-1].payload = payload
+    runs = assert_same_at_every_seq(write(tmp_path, s.events))
+    assert [e.count for e in runs] == [1, 1, 1, 1, 2]
+
+
 def test_duplicate_seqs_are_not_coalesced(tmp_path) -> None:
     s = Session()
     for i in range(4):
