@@ -9,8 +9,9 @@ filters and column selections reach the Parquet reader); older files and open jo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,8 @@ from recorder.schema import EVENT_SCHEMA, SCHEMA_VERSION, SchemaVersionError, ve
 
 from analyzer.reduce import collector_paused
 from analyzer.state import Event
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,7 +69,7 @@ def events(path: str | Path) -> pl.LazyFrame:
 
 def iter_sessions(path: str | Path, sessions: Iterable[str] | None = None,
                   problems: list[ArchiveProblem] | None = None) -> Iterator[tuple[str, pa.Table]]:
-    """(session_id, events sorted by seq) per session, one file's worth of memory at a time.
+    """(session_id, events sorted by seq) per session, two files' worth of memory at a time.
 
     Parts of one session (`<id>.part-NNNN.parquet`) sort next to each other and are joined. Problems are
     appended to `problems` when given.
@@ -74,7 +77,7 @@ def iter_sessions(path: str | Path, sessions: Iterable[str] | None = None,
     wanted = set(sessions) if sessions is not None else None
     pending_sid: str | None = None
     pending: list[pa.Table] = []
-    for path_, table, problem in archive.iter_archive(Path(path)):
+    for path_, table, problem in _read_ahead(archive.iter_archive(Path(path))):
         if problem is not None and problems is not None:
             problems.append(problem)
         if table is None or table.num_rows == 0:
@@ -91,6 +94,16 @@ def iter_sessions(path: str | Path, sessions: Iterable[str] | None = None,
             pending.append(part)
     if pending:
         yield pending_sid, _sorted(pending)  # type: ignore[misc]
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, the next one read in a thread while the caller works on the current one (Parquet reading
+    releases the GIL): reading overlaps folding. One more file is held in memory."""
+    with ThreadPoolExecutor(1) as pool:
+        coming = pool.submit(next, items, None)
+        while (item := coming.result()) is not None:
+            coming = pool.submit(next, items, None)
+            yield item
 
 
 def _sorted(tables: list[pa.Table]) -> pa.Table:
