@@ -4,7 +4,9 @@ of a session as reducer `Event`s.
 Built on recorder/archive.py (file discovery, journals, schema upgrades, problems reported by file name);
 nothing here re-implements those. Files at the current schema version are scanned lazily by polars (so
 filters and column selections reach the Parquet reader); older files and open journals are read through
-`recorder.archive.read_file`, which upgrades them.
+`recorder.archive.read_file`, which upgrades them. Most rows of a voice session are audio appends and
+streamed deltas: `session_events` loads consecutive ones as runs, so that a fold does Python work per turn
+and per word, not per row.
 """
 from __future__ import annotations
 
@@ -270,15 +272,6 @@ class Rows:
         segment_end = np.minimum.accumulate(np.where(ok, n, pos)[::-1])[::-1]  # first row after, not ok
         return begin, np.minimum(np.append(begin[1:], n), segment_end[begin])
 
-    def firsts(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Per run [start, end) and field (0…ARGUMENTS): the position of its first row of that field, or -1."""
-        pos = np.arange(self.n)
-        none = self.n
-        out = np.stack([np.minimum.reduceat(np.where(self.fields == f, pos, none), starts)
-                        for f in range(ARGUMENTS + 1)], axis=1)
-        out[out >= ends[:, None]] = -1
-        return out
-
     def events(self, positions: np.ndarray, runs_to: np.ndarray | None = None) -> list[Event]:
         """Single events for the rows at `positions`; with `runs_to`, run events for [positions, runs_to)."""
         if len(positions) == 0:
@@ -308,8 +301,11 @@ class Rows:
     def channels(self, starts: np.ndarray, ends: np.ndarray) -> list[tuple[Channel, ...]]:
         """The channels of each run [start, end): one per field present, in field order. Gathered for all
         runs at once, so that folding a run costs a few Python operations."""
-        n = self.n
-        firsts = self.firsts(starts, ends)
+        n, pos = self.n, np.arange(self.n)
+        # Per run and field: the position of its first row of that field, -1 when it has none.
+        firsts = np.stack([np.minimum.reduceat(np.where(self.fields == f, pos, n), starts)
+                           for f in range(ARGUMENTS + 1)], axis=1)
+        firsts[firsts >= ends[:, None]] = -1
         first = np.where(firsts[:, AUDIO:] >= 0, firsts[:, AUDIO:], n).min(axis=1)  # the first delta
         first = np.where(first == n, starts, first)
         items = [self.item_ids[c] if c >= 0 else None for c in self.item_codes[first].tolist()]

@@ -13,6 +13,9 @@ Rules:
   our bug and propagates. `strict=True` turns the first anomaly into `AnomalyError` (for tests and CI).
 - GA and beta names are both handled (realtime-protocol.md §2.4–2.5). `HANDLERS` holds every GA client and
   server type of §2.2–2.3; types that change nothing map to `no_change` explicitly.
+- A run of rows (analyzer/load.py: audio appends and the deltas of one item) is applied through
+  `RUN_HANDLERS`, also keyed by wire type, only when that gives the state its rows give one by one
+  (`apply_run`); tests/test_perf_equivalence.py holds the two equal at every seq.
 """
 from __future__ import annotations
 
