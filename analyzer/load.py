@@ -224,7 +224,8 @@ class Rows:
         loads, deltas = orjson.loads, self.deltas
         index: list[int] = []
         bad: list[int] = []
-        for j, (k, f, text, item) in enumerate(zip(positions.tolist(), self.fields[positions].tolist(), payloads, items)):
+        rows = zip(positions.tolist(), self.fields[positions].tolist(), payloads, items)
+        for j, (k, f, text, item) in enumerate(rows):
             try:
                 d = loads(text)
             except orjson.JSONDecodeError:
@@ -298,6 +299,10 @@ class Rows:
                                                           self.mono[positions].tolist(), self.ts[positions].tolist(),
                                                           col["audio_at"])]
 
+    def rows_of(self, field: int, lo: int, hi: int) -> np.ndarray:
+        """Positions of the rows of `field` in [lo, hi)."""
+        return lo + np.flatnonzero(self.fields[lo:hi] == field)
+
     def channels(self, starts: np.ndarray, ends: np.ndarray) -> list[tuple[Channel, ...]]:
         """The channels of each run [start, end): one per field present, in field order. Gathered for all
         runs at once, so that folding a run costs a few Python operations."""
@@ -326,11 +331,11 @@ class Rows:
                 audio: list = []
                 text = ""
                 if f <= AUDIO:  # rows of other fields carry no bytes, unless both audio fields are here
-                    audio = _views(self.offsets, data, lo + np.flatnonzero(self.fields[lo:hi] == f)) if both else [data[b0:b1]]
+                    audio = _views(self.offsets, data, self.rows_of(f, lo, hi)) if both else [data[b0:b1]]
                 elif one:
                     text = "".join([d for d in deltas[lo:hi] if d is not None])
                 else:
-                    text = "".join([deltas[i] for i in (lo + np.flatnonzero(self.fields[lo:hi] == f)).tolist()])
+                    text = "".join([deltas[i] for i in self.rows_of(f, lo, hi).tolist()])
                 chans.append(Channel(ts[f], None if f == INPUT else item, ix[f], response, mono, audio, text))
             out.append(tuple(chans))
         return out
@@ -372,11 +377,10 @@ class Run:
 
     def sizes(self) -> list[tuple[int, str, int, int]]:
         """Per channel: (first seq, wire type, rows, bytes of audio or characters of text), in row order."""
-        fields = self.rows.fields[self.lo:self.hi]
-        present = [f for f in range(INPUT, ARGUMENTS + 1) if (fields == f).any()]
-        return sorted((int(self.rows.seqs[self.lo + np.flatnonzero(fields == f)[0]]), ch.type,
-                       int((fields == f).sum()), sum(map(len, ch.audio)) if ch.audio else len(ch.text))
-                      for f, ch in zip(present, self.channels))
+        rows = [self.rows.rows_of(f, self.lo, self.hi) for f in range(INPUT, ARGUMENTS + 1)]
+        return sorted((int(self.rows.seqs[at[0]]), ch.type, len(at),
+                       sum(map(len, ch.audio)) if ch.audio else len(ch.text))
+                      for at, ch in zip([at for at in rows if len(at)], self.channels))
 
 
 def _views(offsets: np.ndarray, data: memoryview, rows: np.ndarray) -> list:

@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from analyzer.reduce_items import (
-    ARGUMENTS_RUN, AUDIO_RUN, INPUT_RUN, TEXT_RUN, TRANSCRIPT_RUN, Handler, Malformed, RunHandler, anomaly, arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
+    ARGUMENTS_RUN, AUDIO_RUN, INPUT_RUN, TEXT_RUN, TRANSCRIPT_RUN, Handler, Malformed, RunHandler, anomaly,
+    arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
     item_deleted, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item, new_item,
     part_added, text_delta, text_done, transcription_completed, transcription_delta,
 )

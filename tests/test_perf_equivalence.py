@@ -35,7 +35,8 @@ def full(state: SessionState) -> dict:
     out["buffer"] = (state.input_audio_bytes(), state.input_written, state.buffer_start, state.speech_ms)
     out["books"] = (state.waiting_requests, {k: b"".join(v) for k, v in state.committed_audio.items()},
                     {k: bytes(v) for k, v in state.client_audio.items()}, state.pending_transcripts, state.closed)
-    out["parts"] = {i.id: [len(p.audio) > 0 for p in i.content] for i in [*state.items.values(), *state.outputs.values()]}
+    items = [*state.items.values(), *state.outputs.values()]
+    out["parts"] = {i.id: [len(p.audio) > 0 for p in i.content] for i in items}
     return copy.deepcopy(out)  # the fold goes on changing the lists and dicts it holds
 
 
@@ -94,7 +95,8 @@ def sessions(draw) -> list[Event]:
             continue
         rid, iid = f"r{t}", f"i{t}"
         s.ev({"type": "response.created", "response": {"id": rid, "status": "in_progress", "conversation_id": "c"}})
-        item = {"id": iid, "type": "function_call" if kind == "function" else "message", "role": "assistant", "content": []}
+        item = {"id": iid, "type": "function_call" if kind == "function" else "message", "role": "assistant",
+                "content": []}
         if draw(st.booleans()):  # else the deltas are for an unknown item
             s.ev({"type": "response.output_item.added", "response_id": rid, "output_index": 0, "item": item})
         parts = draw(st.integers(0, 2)) if kind != "function" else 0  # none: deltas create one (anomaly)
@@ -121,7 +123,8 @@ def sessions(draw) -> list[Event]:
                 name = draw(st.sampled_from(["response.output_audio.delta", "response.output_audio.delta",
                                              "response.audio.delta"]))
                 inline = step == "odd"  # audio left inline in the payload (not cut out)
-                s.ev({"type": name, **at, **({"delta": "AAEC"} if inline else {})}, audio=None if inline else draw(chunk))
+                s.ev({"type": name, **at, **({"delta": "AAEC"} if inline else {})},
+                     audio=None if inline else draw(chunk))
         if draw(st.booleans()):
             s.ev({"type": "response.done", "response": {"id": rid, "status": "completed", "output": [item]}})
     if draw(st.booleans()):
@@ -129,7 +132,8 @@ def sessions(draw) -> list[Event]:
     return s.events
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(sessions())
 def test_generated_sessions_fold_alike_at_every_seq(tmp_path_factory, events) -> None:
     assert_same_at_every_seq(write(tmp_path_factory.mktemp("gen"), events))
