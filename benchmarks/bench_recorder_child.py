@@ -1,0 +1,126 @@
+"""CPU cost of the recorder child's pipeline, per message, by kind — in-process, no proxy, no sockets.
+
+Builds the byte stream the proxy would send the child (`recorder.framing` DATA frames, batched into
+~128 KiB socket reads like `recorder.link` does): the upstream's 101 answer, then per kind a run of
+  - client audio: masked frames of `input_audio_buffer.append` with 32 KB of base64 audio,
+  - client small: masked ~300 B `conversation.item.create` JSON,
+  - server audio: unmasked `response.output_audio.delta` frames (~4.8 KB of base64),
+and feeds it to `recorder.child.ParentLink.data_received` (framing → tap → core → writer thread →
+journal IPC stream, fsync, Parquet at close) writing to a temporary directory. Reports process CPU time
+(all threads) per message to record (journal written), then to finalize, and MB/s of message bytes per CPU second.
+
+    python benchmarks/bench_recorder_child.py               # 2000 messages per kind
+    python benchmarks/bench_recorder_child.py -n 500 --profile child.prof   # cProfile the loop thread
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from websockets.frames import OP_TEXT, Frame
+
+from recorder import framing
+from recorder.child import ParentLink
+from recorder.writer import ArchiveWriter
+
+READ_SIZE = 128 * 1024  # the link batches copies into writes of about this size
+ANSWER = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")
+OPEN_INFO = {"method": "GET", "path": "/v1/realtime", "query": "model=bench", "client": "127.0.0.1:1",
+             "upstream": "ws://127.0.0.1:2", "headers": [["Authorization", "Bearer sk-fake-bench-key-0001"]],
+             "auth_added": False}
+
+
+def audio_append(i: int) -> bytes:
+    head = '{"type":"input_audio_buffer.append","event_id":"evt_%06d","audio":"' % i
+    raw = (32 * 1024 - len(head) - 2) * 3 // 4
+    return (head + base64.b64encode(os.urandom(raw)).decode() + '"}').encode()
+
+
+def small_json(i: int) -> bytes:
+    text = ('{"type":"conversation.item.create","event_id":"evt_%06d","item":{"type":"message","role":"user",'
+            '"content":[{"type":"input_text","text":"%s"}]}}' % (i, "x" * 150))
+    return text.encode()
+
+
+def audio_delta(i: int) -> bytes:
+    return ('{"type":"response.output_audio.delta","event_id":"event_%06d","response_id":"resp_1",'
+            '"item_id":"item_1","output_index":0,"content_index":0,"delta":"%s"}'
+            % (i, base64.b64encode(os.urandom(3600)).decode())).encode()
+
+
+KINDS = {"client audio 32 KB": (framing.CLIENT, audio_append), "client small JSON": (framing.CLIENT, small_json),
+         "server audio delta": (framing.SERVER, audio_delta)}
+
+
+def wire(direction: int, message: bytes) -> bytes:
+    """One text frame as the peer sends it (clients mask)."""
+    return Frame(OP_TEXT, message).serialize(mask=direction == framing.CLIENT, extensions=[])
+
+
+def stream(direction: int, make, n: int) -> list[bytes]:
+    """The socket reads the child would see: OPEN, the 101 answer, then `n` messages, ~READ_SIZE each; last, the CLOSE."""
+    frames = [framing.encode(1, framing.OPEN, 0, 1, 1, orjson.dumps(OPEN_INFO)),
+              framing.encode(1, framing.DATA, framing.SERVER, 2, 2, ANSWER)]
+    # A handful of distinct messages, repeated: building n random ones would dominate the run.
+    messages = [wire(direction, make(i)) for i in range(16)]
+    chunk: list[bytes] = []
+    for i in range(n):
+        chunk.append(messages[i % 16])
+        if sum(map(len, chunk)) >= 16 * 1024 or i == n - 1:
+            data = b"".join(chunk)
+            frames.append(framing.encode(1, framing.DATA, direction, 10 + i, 10 + i, data))
+            chunk = []
+    data = b"".join(frames)
+    reads = [data[at:at + READ_SIZE] for at in range(0, len(data), READ_SIZE)]
+    return reads + [framing.encode(1, framing.CLOSE, 0, 10 + n, 10 + n, b'{"first_disconnect":"client"}')]
+
+
+async def run_kind(reads: list[bytes], out: Path, profiler) -> tuple[float, float]:
+    """CPU seconds (all threads) to record the stream into the journal, then to finalize it to Parquet."""
+    start = time.process_time()
+    async with ArchiveWriter(out) as writer:
+        link = ParentLink(writer)
+        if profiler:
+            profiler.enable()
+        for read in reads[:-1]:
+            link.data_received(read)
+            await asyncio.sleep(0)  # let the writer thread's callbacks (drained, resume) run
+        while writer.queued_bytes:  # the writer thread has journaled everything
+            await asyncio.sleep(0.001)
+        if profiler:
+            profiler.disable()
+        recorded = time.process_time()
+        link.data_received(reads[-1])  # the end: CLOSE, so the journal becomes Parquet
+    return recorded - start, time.process_time() - recorded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=2000, help="messages per kind")
+    parser.add_argument("--profile", help="write a cProfile (loop thread only) here")
+    args = parser.parse_args()
+    profiler = None
+    if args.profile:
+        import cProfile
+        profiler = cProfile.Profile()
+    print("| messages | µs CPU / message recorded | MB/s per CPU second | + µs / message to finalize |")
+    print("|---|---|---|---|")
+    for name, (direction, make) in KINDS.items():
+        reads = stream(direction, make, args.n)
+        size = len(make(0)) * args.n
+        with tempfile.TemporaryDirectory(prefix="rtreplay-bench-child-") as out:
+            cpu, finalize = asyncio.run(run_kind(reads, Path(out), profiler))
+        print(f"| {name} | {cpu / args.n * 1e6:.0f} | {size / cpu / 1e6:.0f} | {finalize / args.n * 1e6:.0f} |")
+    if profiler:
+        profiler.dump_stats(args.profile)
+
+
+if __name__ == "__main__":
+    main()
