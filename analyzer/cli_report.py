@@ -1,7 +1,6 @@
 """`rtreplay analyze`: the failure report by tool_choice form (library: analyzer.report, analyzer.render*)."""
 from __future__ import annotations
 
-import gc
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analyzer.model import Request
+from analyzer.reduce import collector_paused
 from analyzer.render import render_csv, render_json, render_markdown, render_table
 from analyzer.render_html import render_html
 from analyzer.report import SPLIT_HELP, Filters, ReportError, build_report, parse_splits, parse_time
@@ -41,19 +41,6 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cycle collector while matching: it would rescan every Request kept so far on each pass,
-    which doubled the time on a 10M-event archive (benchmarks/RESULTS.md). Nothing here makes cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _session_batches(files: list[Path]) -> list[list[Path]]:
     """Files in about `BATCHES` batches, the parts of one session always in the same batch."""
     by_session: dict[str, list[Path]] = defaultdict(list)
@@ -79,7 +66,7 @@ def load_requests(root: Path, sessions: Sequence[str], show_progress: bool | Non
     found: list[Request] = []
     problems = [str(p) for p in skipped]
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(enabled, len(files)) as advance, _gc_paused():
+    with _progress(enabled, len(files)) as advance, collector_paused():
         for batch in _session_batches(files):
             frames = []
             for f in batch:
