@@ -83,6 +83,55 @@ def cut_audio(text: str, b64: str) -> tuple[str, bytes, int] | None:
     return text[:at] + text[at + len(b64):], audio, at
 
 
+# Audio events are mostly their base64: rather than parse 32 KB of JSON to find it, `_top_level_audio`
+# finds the string by its key, and parses only the rest of the message to check that it found the right one.
+_FAST_MIN_SIZE = 1024
+_AUDIO_KEYS = ((b'"audio":"', "audio"), (b'"delta":"', "delta"))
+_CUT_MARK = b"rtreplay.cut"
+
+
+def _top_level_audio(data: bytes) -> tuple[dict[str, Any], str, str, bytes] | None:
+    """(event without its audio, text before the base64, text after it, decoded audio) when `data` is an
+    event whose top-level audio field holds canonical base64 written verbatim; None means "not sure":
+    the caller then takes the general path, which gives the same record whenever this one does.
+
+    The check: with the base64 replaced by a mark, the rest must parse as an event of a type that carries
+    audio in exactly that field, whose value is the mark (so the string cut is the field's value, even
+    with duplicate keys), and the mark must appear nowhere else.
+    """
+    for key, field in _AUDIO_KEYS:
+        start = data.find(key)
+        if start >= 0:
+            break
+    else:
+        return None
+    start += len(key)
+    end = data.find(b'"', start)
+    if end <= start:
+        return None
+    head, tail = data[:start], data[end:]
+    if _CUT_MARK in head or _CUT_MARK in tail:
+        return None
+    try:
+        event = orjson.loads(head + _CUT_MARK + tail)
+    except orjson.JSONDecodeError:
+        return None
+    if (not isinstance(event, dict) or _TOP_LEVEL_AUDIO.get(event.get("type")) != field  # type: ignore[arg-type]
+            or event.get(field) != _CUT_MARK.decode()):
+        return None
+    b64 = memoryview(data)[start:end]
+    try:
+        audio = pybase64.b64decode(b64, validate=True)
+        before, after = head.decode("utf-8"), tail.decode("utf-8")
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    # As in `cut_audio`: the last quantum must re-encode to the same characters.
+    tail_bytes = len(audio) - (len(b64) // 4 - 1) * 3
+    if binascii.b2a_base64(audio[len(audio) - tail_bytes:], newline=False) != b64[-4:]:
+        return None
+    return event, before, after, audio
+
+
 class SessionRecorder:
     """Turns one session's messages and lifecycle facts into records. Not thread-safe; no I/O.
 
@@ -113,6 +162,10 @@ class SessionRecorder:
         size = len(data)
         if not is_text:
             return self._record(mono_ns, wall_ns, direction, BINARY, None, None, None, "", bytes(data), None, size)
+        found = _top_level_audio(data) if size >= _FAST_MIN_SIZE else None
+        if found is not None:
+            event, before, after, audio = found
+            return self._event_record(direction, size, mono_ns, wall_ns, event, (before, after, audio))
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError:
@@ -126,22 +179,31 @@ class SessionRecorder:
         if not isinstance(kind, str):
             text = self.redactor.text(text)
             return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, text, None, None, size)
+        b64 = _audio_value(kind, event)
+        cut = cut_audio(text, b64) if b64 else None
+        if cut is None:
+            return self._event_record(direction, size, mono_ns, wall_ns, event, text)
+        rest, audio, at = cut
+        return self._event_record(direction, size, mono_ns, wall_ns, event, (rest[:at], rest[at:], audio))
+
+    def _event_record(self, direction: str, size: int, mono_ns: int, wall_ns: int, event: dict[str, Any],
+                      text: str | tuple[str, str, bytes]) -> Record:
+        """The record of a JSON event: `text` is its whole text, or (text before the cut, after it, audio)."""
+        kind = event["type"]
         response_id = _str_or_none(event.get("response_id"))
         if response_id is None and kind in _RESPONSE_OBJECT_TYPES and isinstance(event.get("response"), dict):
             response_id = _str_or_none(event["response"].get("id"))
         item_id = _str_or_none(event.get("item_id"))
         if item_id is None and isinstance(event.get("item"), dict):
             item_id = _str_or_none(event["item"].get("id"))
-        b64 = _audio_value(kind, event)
-        cut = cut_audio(text, b64) if b64 else None
         redact_text = self.redactor.text
-        if cut is None:
+        if isinstance(text, str):
             payload, audio, audio_at = redact_text(text), None, None
         else:
             # Redact around the cut: base64 holds no secret pattern, and scanning it would be the cost.
-            rest, audio, at = cut
-            before = redact_text(rest[:at])
-            payload, audio_at = before + redact_text(rest[at:]), len(before)
+            before, after, audio = text
+            before = redact_text(before)
+            payload, audio_at = before + redact_text(after), len(before)
             if not self.keep_audio:
                 audio = None
         ids = [_str_or_none(event.get("event_id")), response_id, item_id]

@@ -64,17 +64,25 @@ class Decoder:
 
     def feed(self, data: bytes) -> list[Frame]:
         buffer = self._buffer
-        buffer += data
+        if buffer:
+            buffer += data
+            source: bytes | bytearray = buffer
+        else:
+            source = data  # the usual case, a read of whole frames: no copy into the buffer
         frames: list[Frame] = []
-        at, end, size = 0, len(buffer), HEADER.size
-        while end - at >= size:
-            conn, kind, direction, mono, wall, length = HEADER.unpack_from(buffer, at)
-            if end - at - size < length:
-                break
-            start = at + size
-            frames.append(Frame(conn, kind, direction, mono, wall, bytes(buffer[start:start + length])))
-            at = start + length
-        del buffer[:at]
+        at, end, size = 0, len(source), HEADER.size
+        with memoryview(source) as view:  # payloads are copied once, straight out of `source`
+            while end - at >= size:
+                conn, kind, direction, mono, wall, length = HEADER.unpack_from(source, at)
+                if end - at - size < length:
+                    break
+                start = at + size
+                at = start + length
+                frames.append(Frame(conn, kind, direction, mono, wall, view[start:at].tobytes()))
+        if source is buffer:
+            del buffer[:at]
+        elif at < end:
+            buffer += data[at:]
         return frames
 
     @property

@@ -61,19 +61,18 @@ class JournalFile:
         self._size = 0  # bytes of complete messages on disk
         self.dirty = False
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | pa.Buffer) -> None:
         """Write `data` whole, or roll the file back to its last complete message and raise OSError."""
-        if self._size == 0:
-            data = _SCHEMA_MESSAGE + data
+        parts = [memoryview(data)] if self._size else [memoryview(_SCHEMA_MESSAGE), memoryview(data)]
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
+            for view in parts:
+                while view:
+                    view = view[os.write(self._fd, view):]
         except OSError:
             os.ftruncate(self._fd, self._size)
             os.lseek(self._fd, self._size, os.SEEK_SET)
             raise
-        self._size += len(data)
+        self._size += sum(view.nbytes for view in parts)
         self.dirty = True
 
     def sync(self) -> None:
@@ -214,7 +213,7 @@ class ArchiveWriter:
         self.queued_bytes += size
         if self.queued_bytes > self.peak_queued_bytes:
             self.peak_queued_bytes = self.queued_bytes
-        if self.queued_bytes > min(_WAKE_BYTES, self.high_water):
+        if self.queued_bytes > min(_WAKE_BYTES, self.high_water) and not self._wake.is_set():
             self._wake.set()
         if self.queued_bytes > self.high_water and handle not in self._paused and not handle.closed:
             self._paused.add(handle)
@@ -293,7 +292,7 @@ class ArchiveWriter:
             journal = journals.get(sid)
             if journal is None:
                 journal = journals[sid] = JournalFile(archive.journal_path(self.out, sid))
-            journal.append(records_to_batch(rows).serialize().to_pybytes())
+            journal.append(records_to_batch(rows).serialize())
         except OSError as exc:
             count, _ = lost.get(sid, (0, ""))
             lost[sid] = (count + len(rows), str(exc))
