@@ -6,8 +6,9 @@ Builds the byte stream the proxy would send the child (`recorder.framing` DATA f
   - client small: masked ~300 B `conversation.item.create` JSON,
   - server audio: unmasked `response.output_audio.delta` frames (~4.8 KB of base64),
 and feeds it to `recorder.child.ParentLink.data_received` (framing → tap → core → writer thread →
-journal IPC stream, fsync, Parquet at close) writing to a temporary directory. Reports process CPU time (the cheapest of `--repeat` runs: noise only adds)
-(all threads) per message to record (journal written), then to finalize, and MB/s of message bytes per CPU second.
+journal IPC stream, fsync, Parquet at close) writing to a temporary directory. Reports process CPU time
+(all threads; the cheapest of `--repeat` runs, since noise only adds) per message to record (journal
+written), the event loop thread's share, the MB/s of messages per CPU second, then the CPU to finalize.
 
     python benchmarks/bench_recorder_child.py               # 2000 messages per kind
     python benchmarks/bench_recorder_child.py -n 500 --profile child.prof   # cProfile the loop thread
@@ -65,7 +66,8 @@ def wire(direction: int, message: bytes) -> bytes:
 
 
 def stream(direction: int, make, n: int) -> list[bytes]:
-    """The socket reads the child would see: OPEN, the 101 answer, then `n` messages, ~READ_SIZE each; last, the CLOSE."""
+    """The socket reads the child would see: OPEN, the 101 answer, then `n` messages in reads of ~READ_SIZE;
+    last, the CLOSE alone."""
     frames = [framing.encode(1, framing.OPEN, 0, 1, 1, orjson.dumps(OPEN_INFO)),
               framing.encode(1, framing.DATA, framing.SERVER, 2, 2, ANSWER)]
     # A handful of distinct messages, repeated: building n random ones would dominate the run.

@@ -116,8 +116,10 @@ def _top_level_audio(data: bytes) -> tuple[dict[str, Any], str, str, bytes] | No
         event = orjson.loads(head + _CUT_MARK + tail)
     except orjson.JSONDecodeError:
         return None
-    if (not isinstance(event, dict) or _TOP_LEVEL_AUDIO.get(event.get("type")) != field  # type: ignore[arg-type]
-            or event.get(field) != _CUT_MARK.decode()):
+    if not isinstance(event, dict) or event.get(field) != _CUT_MARK.decode():
+        return None
+    kind = event.get("type")
+    if not isinstance(kind, str) or _TOP_LEVEL_AUDIO.get(kind) != field:
         return None
     b64 = memoryview(data)[start:end]
     try:
