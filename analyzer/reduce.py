@@ -27,7 +27,8 @@ from typing import Any
 from analyzer.reduce_items import (
     ARGUMENTS_RUN, AUDIO_RUN, INPUT_RUN, TEXT_RUN, TRANSCRIPT_RUN, Handler, Malformed, RunHandler, anomaly,
     arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
-    item_deleted, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item, new_item,
+    item_deleted, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item, merge_known_item,
+    new_item,
     part_added, text_delta, text_done, transcription_completed, transcription_delta,
 )
 from analyzer.state import Anomaly, Event, Response, SessionState
@@ -164,12 +165,7 @@ def output_item_added(state: SessionState, ev: Event) -> None:
 
 
 def output_item_done(state: SessionState, ev: Event) -> None:
-    raw = as_dict(ev.data.get("item"), "item")
-    item = state.find_item(raw.get("id"))
-    if item is None:
-        anomaly(state, ev, "delta_for_unknown_item", f"item {raw.get('id')!r} is not known")
-        return
-    merge_item(item, raw)
+    merge_known_item(state, ev, "delta_for_unknown_item", "is not known")
 
 
 def response_done(state: SessionState, ev: Event) -> None:

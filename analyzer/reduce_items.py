@@ -171,13 +171,18 @@ def _position_differs(state: SessionState, iid: str, prev: Any) -> bool:
     return i == 0 or state.order[i - 1] != prev
 
 
-def item_retrieved(state: SessionState, ev: Event) -> None:
+def merge_known_item(state: SessionState, ev: Event, kind: str, why: str) -> None:
+    """Merge the event's `item` into the item of that id; an unknown id is an anomaly `kind`."""
     raw = as_dict(ev.data.get("item"), "item")
     item = state.find_item(raw.get("id"))
     if item is None:
-        anomaly(state, ev, "retrieved_unknown_item", f"{raw.get('id')!r} was never added; not placed")
+        anomaly(state, ev, kind, f"item {raw.get('id')!r} {why}")
         return
     merge_item(item, raw)
+
+
+def item_retrieved(state: SessionState, ev: Event) -> None:
+    merge_known_item(state, ev, "retrieved_unknown_item", "was never added; not placed")
 
 
 def item_deleted(state: SessionState, ev: Event) -> None:

@@ -5,23 +5,21 @@ import asyncio
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import orjson
-import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 from recorder import archive, link, schema
 from recorder.proxy import running
+from reliability_support import RTREPLAY, start_proxy
 from test_proxy_relay import in_loop, session_rows
 
-RTREPLAY = [sys.executable, "-c", "from analyzer.cli import main; main()"]
 AUDIO = base64.b64encode(os.urandom(24 * 1024)).decode()
 
 
@@ -45,28 +43,6 @@ def patch_journal_append(monkeypatch, replacement: str) -> None:
     code = ("import errno, os, time\nfrom recorder.writer import JournalFile\nfrom recorder.child import main\n"
             f"original = JournalFile.append\n{replacement}\nJournalFile.append = append\nmain()\n")
     monkeypatch.setattr(link, "CHILD_COMMAND", [sys.executable, "-c", code])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start_proxy_process(upstream_port: int, out: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen(RTREPLAY + ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream",
-                                        f"ws://127.0.0.1:{upstream_port}", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return proc, port
-        except OSError:
-            await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"proxy did not start: {proc.communicate()}")
 
 
 async def stream_until_stopped(url: str, stop_after: float, stop) -> tuple[dict[str, float], float]:
@@ -96,7 +72,7 @@ def recorded_ids(out: Path, direction: str) -> set[str]:
 @in_loop
 async def test_kill_9_then_recover_keeps_everything_forwarded_before_the_last_flush(tmp_path) -> None:
     async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
-        proc, port = await start_proxy_process(server.sockets[0].getsockname()[1], tmp_path)
+        proc, port = await start_proxy(server.sockets[0].getsockname()[1], tmp_path)
         acked, killed_at = await stream_until_stopped(f"ws://127.0.0.1:{port}/v1/realtime", 2.0,
                                                      lambda: os.kill(proc.pid, signal.SIGKILL))
     proc.wait(10)
@@ -116,7 +92,7 @@ async def test_kill_9_then_recover_keeps_everything_forwarded_before_the_last_fl
 @in_loop
 async def test_sigterm_loses_nothing(tmp_path) -> None:
     async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
-        proc, port = await start_proxy_process(server.sockets[0].getsockname()[1], tmp_path)
+        proc, port = await start_proxy(server.sockets[0].getsockname()[1], tmp_path)
         acked, _ = await stream_until_stopped(f"ws://127.0.0.1:{port}/v1/realtime", 1.0,
                                               lambda: os.kill(proc.pid, signal.SIGTERM))
     assert proc.wait(20) == 0
