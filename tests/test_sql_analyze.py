@@ -12,9 +12,7 @@ from click.testing import CliRunner
 import queries
 from tests.sql_fixtures import write_golden
 
-pytest.importorskip("analyzer.cli_report")  # skips only while `rtreplay analyze` does not exist
-
-from analyzer.cli import cli  # noqa: E402
+from analyzer.cli import cli
 
 FIELDS = ("requests", "completed", "failed", "cancelled", "incomplete", "rejected", "unfinished", "decided",
           "failure_rate", "ci_low", "ci_high")
