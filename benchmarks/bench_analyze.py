@@ -55,8 +55,9 @@ def compare(report: dict, expected: dict) -> list[str]:
     return [f"{k}: analyze {got[k]}, expected {want[k]}" for k in sorted(set(want) | set(got)) if got[k] != want[k]]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def generated_archive(argv: list[str] | None, description: str) -> tuple[Path, dict]:
+    """The benchmark archive named by the command line (generated on first use) and its expected counts."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--archive", type=Path, help="archive root (default /tmp/rtreplay-bench-<N>)")
     ap.add_argument("--seed", type=int, default=0)
@@ -68,7 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generating {args.events} events into {archive} …", file=sys.stderr)
         subprocess.run([sys.executable, str(GENERATOR), "--events", str(args.events), "--out", str(archive),
                         "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
-    expected = json.loads(sidecar.read_text())
+    return archive, json.loads(sidecar.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    archive, expected = generated_archive(argv, __doc__.split("\n\n")[0])
     report, seconds, peak, cpu = run_analyze(archive)
     events = expected["events"]
     rate = events / seconds

@@ -10,7 +10,6 @@ generator's sidecar and `rtreplay analyze`'s. Exit 1 when a count differs.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -21,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_analyze import GENERATOR, compare, run_analyze  # noqa: E402
+from bench_analyze import compare, generated_archive, run_analyze  # noqa: E402
 
 OUTCOMES = ("completed", "failed", "cancelled", "incomplete", "rejected", "unfinished")
 
@@ -50,19 +49,7 @@ def as_analyze_groups(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=10_000_000)
-    ap.add_argument("--archive", type=Path, help="archive root (default /tmp/rtreplay-bench-<N>)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    archive = args.archive or Path(f"/tmp/rtreplay-bench-{args.events // 1_000_000 or args.events}"
-                                   f"{'M' if args.events >= 1_000_000 else ''}")
-    sidecar = archive.with_name(archive.name + ".expected.json")
-    if not sidecar.exists():
-        print(f"generating {args.events} events into {archive} …", file=sys.stderr)
-        subprocess.run([sys.executable, str(GENERATOR), "--events", str(args.events), "--out", str(archive),
-                        "--seed", str(args.seed)], check=True, stdout=subprocess.DEVNULL)
-    expected = json.loads(sidecar.read_text())
+    archive, expected = generated_archive(argv, __doc__.split("\n\n")[0])
     events = expected["events"]
     rows, sql_seconds, sql_cpu = run_sql_report(archive)
     cpu = child_cpu_seconds()
