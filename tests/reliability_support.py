@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import orjson
+from websockets.exceptions import ConnectionClosed
 import pytest
 
 from test_proxy_relay import free_port
@@ -35,6 +36,16 @@ def select_realtime(connection, offered):  # websockets `select_subprotocol` for
 
 SECRET_EVENT = orjson.dumps({"type": "session.created", "event_id": "event_secret",
                              "client_secret": {"value": FAKE_KEY, "expires_at": 0}}).decode()
+
+
+async def echo(ws) -> None:
+    """A test upstream: sends the event holding the fake secret, then echoes every message."""
+    await ws.send(SECRET_EVENT)
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass
 
 
 def assert_no_secret(*places: Path | str) -> None:

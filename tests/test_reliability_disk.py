@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from recorder import archive, schema
 from recorder.proxy import running
-from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, no_secret_in_logs,  # noqa: F401
+from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, echo, no_secret_in_logs,  # noqa: F401
                                  recorder_processes, rss, run_cli, select_realtime, start_proxy, stop_proxy, until_stable)
 from test_proxy_relay import session_rows
 
@@ -125,15 +125,6 @@ def fill(disk: Path) -> Path:
         except OSError:
             pass
     return filler
-
-
-async def echo(ws) -> None:
-    await ws.send(SECRET_EVENT)
-    try:
-        async for message in ws:
-            await ws.send(message)
-    except ConnectionClosed:
-        pass
 
 
 async def exchange(ws, ids: range, pause: float = 0.0) -> None:

@@ -15,7 +15,7 @@ from websockets.frames import OP_TEXT, Frame
 
 from recorder import schema
 from recorder.proxy import running
-from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, no_secret_in_logs,  # noqa: F401
+from reliability_support import (SECRET_EVENT, assert_no_secret, credentials, echo, no_secret_in_logs,  # noqa: F401
                                  rss, run_cli, select_realtime,
                                  until, until_stable)
 from test_proxy_relay import session_rows
@@ -35,15 +35,6 @@ async def still_serves(url: str) -> None:
         assert await ws.recv() == SECRET_EVENT
         await ws.send(event(0, "after"))
         assert await ws.recv() == event(0, "after")
-
-
-async def echo(ws) -> None:
-    await ws.send(SECRET_EVENT)
-    try:
-        async for message in ws:
-            await ws.send(message)
-    except ConnectionClosed:
-        pass
 
 
 def by_who(out) -> dict[str, list[dict]]:
