@@ -6,8 +6,8 @@ except tests and the console script.
 
 
 def events(path):  # type: ignore[no-untyped-def]
-    """All events of the archive at `path` as a polars LazyFrame (for notebooks). See `analyzer.load.scan`
+    """All events of the archive at `path` as a polars LazyFrame (for notebooks). See `rtreplay.analyzer.state.load.scan`
     for the list of files that could not be read."""
-    from analyzer.load import events as _events
+    from rtreplay.analyzer.state.load import events as _events
 
     return _events(path)

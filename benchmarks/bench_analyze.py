@@ -31,7 +31,7 @@ def disk_bytes(root: Path) -> int:
 
 def run_analyze(archive: Path) -> tuple[dict, float, int, float]:
     """The JSON report, wall seconds, peak RSS (bytes) and CPU seconds of one `rtreplay analyze` child."""
-    cmd = [sys.executable, "-c", "from analyzer.cli import main; main()", "analyze", str(archive),
+    cmd = [sys.executable, "-c", "from rtreplay.cli import main; main()", "analyze", str(archive),
            "--format", "json", "--no-progress"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -106,7 +106,7 @@ async def serve_relay(port: int, upstream: int) -> None:
 
 
 async def serve_proxy(port: int, upstream: int, out: str, profile: str | None) -> None:
-    from recorder.proxy import running
+    from rtreplay.recorder.proxy import running
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -1,11 +1,11 @@
 """CPU cost of the recorder child's pipeline, per message, by kind — in-process, no proxy, no sockets.
 
-Builds the byte stream the proxy would send the child (`recorder.framing` DATA frames, batched into
-~128 KiB socket reads like `recorder.link` does): the upstream's 101 answer, then per kind a run of
+Builds the byte stream the proxy would send the child (`rtreplay.recorder.framing` DATA frames, batched into
+~128 KiB socket reads like `rtreplay.recorder.link` does): the upstream's 101 answer, then per kind a run of
   - client audio: masked frames of `input_audio_buffer.append` with 32 KB of base64 audio,
   - client small: masked ~300 B `conversation.item.create` JSON,
   - server audio: unmasked `response.output_audio.delta` frames (~4.8 KB of base64),
-and feeds it to `recorder.child.ParentLink.data_received` (framing → tap → core → writer thread →
+and feeds it to `rtreplay.recorder.child.ParentLink.data_received` (framing → tap → core → writer thread →
 journal IPC stream, fsync, Parquet at close) writing to a temporary directory. Reports process CPU time
 (all threads; the cheapest of `--repeat` runs, since noise only adds) per message to record (journal
 written), the event loop thread's share, the MB/s of messages per CPU second, then the CPU to finalize.
@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 import orjson
-from websockets.frames import OP_TEXT, Frame
+from websockets.frames import Frame, Opcode
 
-from recorder import framing
-from recorder.child import ParentLink
-from recorder.writer import ArchiveWriter
+from rtreplay.recorder import framing
+from rtreplay.recorder.child import ParentLink
+from rtreplay.recorder.writer import ArchiveWriter
 
 READ_SIZE = 128 * 1024  # the link batches copies into writes of about this size
 ANSWER = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -62,7 +62,7 @@ KINDS = {"client audio 32 KB": (framing.CLIENT, audio_append), "client small JSO
 
 def wire(direction: int, message: bytes) -> bytes:
     """One text frame as the peer sends it (clients mask)."""
-    return Frame(OP_TEXT, message).serialize(mask=direction == framing.CLIENT, extensions=[])
+    return Frame(Opcode.TEXT, message).serialize(mask=direction == framing.CLIENT, extensions=[])
 
 
 def stream(direction: int, make, n: int) -> list[bytes]:

@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from analyzer.demo_app import run_demo_app
-from analyzer.replay import Selection, plan_jobs, run_jobs, select
-from analyzer.replay_plan import variants
-from recorder.proxy import running
-from simulator.server import serve
+from rtreplay.simulator.demo_app import run_demo_app
+from rtreplay.analyzer.replay.run import Selection, plan_jobs, run_jobs, select
+from rtreplay.analyzer.replay.plan import variants
+from rtreplay.recorder.proxy import running
+from rtreplay.simulator.server import serve
 
 PROFILE = "seed-oob-forced-function"
 

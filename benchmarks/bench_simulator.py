@@ -43,7 +43,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_simulator() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-c", "from simulator.cli import simulate; simulate()",
+    process = subprocess.Popen([sys.executable, "-c", "from rtreplay.cli.simulate import simulate; simulate()",
                                 "--listen", "127.0.0.1:0", "--interval", "0"], stderr=subprocess.PIPE, text=True)
     url = re.search(r"ws://\S+", process.stderr.readline()).group()
     cpus = sorted(os.sched_getaffinity(0))

@@ -32,7 +32,7 @@ def child_cpu_seconds() -> float:
 
 def run_sql_report(archive: Path) -> tuple[list[dict], float, float]:
     """The report's rows, wall seconds and CPU seconds of one `rtreplay query … failure_rate` child."""
-    cmd = [sys.executable, "-c", "from analyzer.cli import main; main()", "query", str(archive), "failure_rate",
+    cmd = [sys.executable, "-c", "from rtreplay.cli import main; main()", "query", str(archive), "failure_rate",
            "--format", "json"]
     cpu, start = child_cpu_seconds(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)

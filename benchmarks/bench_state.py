@@ -27,9 +27,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import generate_archive  # noqa: E402
 
-from analyzer import load  # noqa: E402
-from analyzer.match import requests  # noqa: E402
-from analyzer.timeline import History, rebuild, state_at  # noqa: E402
+from rtreplay.analyzer.state import load  # noqa: E402
+from rtreplay.analyzer.state.match import requests  # noqa: E402
+from rtreplay.analyzer.state.timeline import History, rebuild, state_at  # noqa: E402
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, float]:

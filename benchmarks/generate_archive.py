@@ -35,8 +35,8 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from recorder import archive
-from recorder.schema import CLIENT, EVENT_SCHEMA, PROXY, SERVER
+from rtreplay.recorder import archive
+from rtreplay.recorder.schema import CLIENT, EVENT_SCHEMA, PROXY, SERVER
 
 CHUNK_MS = 20
 IN_CHUNK = 960  # 20 ms of PCM16 at 24 kHz

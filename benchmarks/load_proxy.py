@@ -41,11 +41,11 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from recorder import archive, schema
+from rtreplay.recorder import archive, schema
 
 TICK = 0.020  # seconds of audio per chunk
 TURN_EVERY = 50  # ticks between text/function turns (1 s)
-RTREPLAY = [sys.executable, "-c", "from analyzer.cli import main; main()"]
+RTREPLAY = [sys.executable, "-c", "from rtreplay.cli import main; main()"]
 STOP, STOPPED = "load.stop", "load.stopped"  # the last frame each way: after it, nothing is in flight
 
 

@@ -8,7 +8,7 @@ Every file opens with a comment saying what it answers and which columns it reli
 
 The archive root is substituted in one place, the `{events_source}` of events.sql (`events_source`). Open
 sessions (journals, Arrow IPC streams) cannot be read from SQL in every DuckDB build, so `connect` reads them
-with `recorder.archive` and registers them as an Arrow table that `events` unions in; the script printed by
+with `rtreplay.recorder.archive` and registers them as an Arrow table that `events` unions in; the script printed by
 `view_script` (for the plain `duckdb` CLI) reads finished sessions only and says so.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem, archive_files, read_file
-from recorder.schema import SchemaVersionError, upgrade, version_of
+from rtreplay.recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem, archive_files, read_file
+from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
 
 QUERIES_DIR = Path(__file__).parent
 MACROS = "macros"
@@ -120,7 +120,7 @@ def view_script(archive: str | Path) -> str:
     header = (
         f"-- rtreplay SQL views over {root}\n"
         "-- Run in any DuckDB client (duckdb CLI: .read this file). Finished sessions (Parquet) only;\n"
-        "-- open sessions (journal/*.arrows) are read by `rtreplay sql` and queries.connect() alone.\n"
+        "-- open sessions (journal/*.arrows) are read by `rtreplay sql` and rtreplay.queries.connect() alone.\n"
     )
     return header + "\n".join(sql for _, sql in _view_statements(events_source(parquet_source(root), False)))
 
@@ -177,7 +177,7 @@ def connect(
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every view of `queries/` registered over `archive`.
 
-    `archive` is an archive directory, one archive file, or an Arrow table of events (recorder.schema).
+    `archive` is an archive directory, one archive file, or an Arrow table of events (rtreplay.recorder.schema).
     Open journals are read too unless `journals=False`; damaged or unreadable ones are reported to
     `on_problem` and skipped. Timestamps come back in UTC. Raises SqlError (one line) when the archive has no
     files or a view cannot be created over it.

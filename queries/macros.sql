@@ -24,7 +24,7 @@ CREATE OR REPLACE MACRO json_objects_equal(a, b) AS
 CREATE OR REPLACE MACRO ms_between(start_ns, end_ns) AS (end_ns - start_ns) / 1e6;
 
 -- 95% Wilson score interval (z = 1.959964) of k failures in n decided requests; NULL when n = 0. The bounds
--- are exactly 0 for 0/n and exactly 1 for n/n (as analyzer.report.wilson), not rounding noise.
+-- are exactly 0 for 0/n and exactly 1 for n/n (as rtreplay.analyzer.report.tool_choice.wilson), not rounding noise.
 CREATE OR REPLACE MACRO wilson_centre(k, n) AS ((k / n) + 1.959964 ^ 2 / (2 * n)) / (1 + 1.959964 ^ 2 / n);
 CREATE OR REPLACE MACRO wilson_half(k, n) AS
     1.959964 * sqrt((k / n) * (1 - k / n) / n + 1.959964 ^ 2 / (4 * n * n)) / (1 + 1.959964 ^ 2 / n);

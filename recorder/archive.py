@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recorder.schema import EVENT_SCHEMA, SchemaVersionError, upgrade, version_of
+from rtreplay.recorder.schema import EVENT_SCHEMA, SchemaVersionError, upgrade, version_of
 
 PARQUET_SUFFIX = ".parquet"
 JOURNAL_SUFFIX = ".arrows"
@@ -236,7 +236,7 @@ class Recovered:
 def recover(out: Path) -> list[Recovered]:
     """Turn every leftover journal under `out` into Parquet; journals still open elsewhere are left alone.
 
-    A journal is "still open" while a writer holds its `flock` (recorder.writer.JournalFile). A journal
+    A journal is "still open" while a writer holds its `flock` (rtreplay.recorder.writer.JournalFile). A journal
     cut short by a crash is finalized with its complete batches and reported with a problem; an
     unreadable one is reported and kept.
     """

@@ -1,10 +1,10 @@
 """The recorder process: turns the proxy's copy of its traffic into the archive.
 
-Started by `recorder.link.RecorderLink` as `python -m recorder.child --fd N --out DIR …`, it reads
-`recorder.framing` frames from the socket `N` and owns all recording work: per connection it parses the
-upstream's HTTP answer, taps both WebSocket streams (`recorder.tap`: sans-I/O websockets, deflate,
-fragments), and feeds the messages to a `recorder.writer.ArchiveWriter` (sequence numbers, fields,
-redaction and audio cut in `recorder.core`; journals, fsync and Parquet in the writer thread).
+Started by `rtreplay.recorder.link.RecorderLink` as `python -m rtreplay.recorder.child --fd N --out DIR …`, it reads
+`rtreplay.recorder.framing` frames from the socket `N` and owns all recording work: per connection it parses the
+upstream's HTTP answer, taps both WebSocket streams (`rtreplay.recorder.tap`: sans-I/O websockets, deflate,
+fragments), and feeds the messages to a `rtreplay.recorder.writer.ArchiveWriter` (sequence numbers, fields,
+redaction and audio cut in `rtreplay.recorder.core`; journals, fsync and Parquet in the writer thread).
 
 Secrets: frames arrive with raw bytes in memory only; `SessionRecorder` redacts before a record exists,
 so nothing reaches the writer's queue, let alone disk, unredacted.
@@ -26,9 +26,9 @@ from typing import Any
 
 import orjson
 
-from recorder import archive, framing, redact, tap
-from recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
-from recorder.writer import ArchiveWriter, SessionHandle
+from rtreplay.recorder import archive, framing, redact, tap
+from rtreplay.recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
+from rtreplay.recorder.writer import ArchiveWriter, SessionHandle
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: floa
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m recorder.child", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rtreplay.recorder.child", description=__doc__.splitlines()[0])
     parser.add_argument("--fd", type=int, required=True, help="the connected stream socket to the proxy")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--audio", choices=["keep", "drop"], default="keep")

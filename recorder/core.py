@@ -1,8 +1,8 @@
 """The recorder core: WebSocket messages in, archive records out. No I/O, no clock, no event loop.
 
 One `SessionRecorder` per session. It numbers records (`seq`, both directions merged, in the order it is
-called), extracts `type`/`event_id`/`response_id`/`item_id`, redacts secrets (`recorder.redact`) and cuts
-audio base64 out of the payload. A record is a tuple in `recorder.schema.COLUMNS` order, with `ts` as
+called), extracts `type`/`event_id`/`response_id`/`item_id`, redacts secrets (`rtreplay.recorder.redact`) and cuts
+audio base64 out of the payload. A record is a tuple in `rtreplay.recorder.schema.COLUMNS` order, with `ts` as
 integer microseconds since the epoch (UTC).
 
 Payload rules (DESIGN.md, "The archive"):
@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 import pybase64
 
-from recorder import redact
-from recorder.schema import BINARY, CLIENT, INVALID_JSON, PROXY, PROXY_OPEN, SERVER
+from rtreplay.recorder import redact
+from rtreplay.recorder.schema import BINARY, CLIENT, INVALID_JSON, PROXY, PROXY_OPEN, SERVER
 
 Record = tuple[Any, ...]
 
@@ -137,7 +137,7 @@ def _top_level_audio(data: bytes) -> tuple[dict[str, Any], str, str, bytes] | No
 class SessionRecorder:
     """Turns one session's messages and lifecycle facts into records. Not thread-safe; no I/O.
 
-    `direction` is `recorder.schema.CLIENT` or `SERVER`; `mono_ns`/`wall_ns` are the caller's clocks
+    `direction` is `rtreplay.recorder.schema.CLIENT` or `SERVER`; `mono_ns`/`wall_ns` are the caller's clocks
     (monotonic and epoch nanoseconds) at the moment the frame was received.
     """
 

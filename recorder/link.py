@@ -1,7 +1,7 @@
-"""The forwarding process's end of its recorder process (`recorder.child`).
+"""The forwarding process's end of its recorder process (`rtreplay.recorder.child`).
 
 The proxy process does no recording work: it hands a copy of every chunk it forwarded, and the facts of
-each connection's life, to a child process over a local stream socket (`recorder.framing`). The child
+each connection's life, to a child process over a local stream socket (`rtreplay.recorder.framing`). The child
 parses, redacts, journals and writes Parquet. So the event loop that forwards frames never parses a
 WebSocket frame, never builds an Arrow batch and never waits for a writer thread's GIL.
 
@@ -37,12 +37,12 @@ from pathlib import Path
 
 import orjson
 
-from recorder import framing
+from rtreplay.recorder import framing
 
 log = logging.getLogger(__name__)
 
 # How the recorder process is started; its options follow. Tests may point this at a wrapper.
-CHILD_COMMAND = [sys.executable, "-m", "recorder.child"]
+CHILD_COMMAND = [sys.executable, "-m", "rtreplay.recorder.child"]
 START_TIMEOUT = 60.0  # seconds for the child to recover leftover journals and say READY
 # Copies wait up to FLUSH_DELAY (or until FLUSH_BYTES are pending) so that one write, and one wake-up of
 # the child, carries many chunks: a write and a wake-up per chunk cost more than the relay itself.

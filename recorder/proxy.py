@@ -3,7 +3,7 @@
 Per client connection, two asyncio Protocols (`_Side`) relay bytes between the app and the upstream.
 After the HTTP upgrade request — rewritten only to point Host (and the path prefix) at the upstream and,
 when configured, to add Authorization where the client sent none — every chunk is written to the other
-side *first*, then a copy goes to the recorder process (`recorder.link`, `recorder.child`), which does
+side *first*, then a copy goes to the recorder process (`rtreplay.recorder.link`, `rtreplay.recorder.child`), which does
 all the parsing, redaction and writing. The handshake answer, extensions, pings, close frames and HTTP
 rejections therefore reach the app as the upstream sent them, and the forwarding loop does no recording
 work beyond copying a chunk into a socket.
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from recorder import framing, tap
-from recorder.link import RecorderLink
-from recorder.watchdog import FrameBoundary, Watchdog, close_frame
+from rtreplay.recorder import framing, tap
+from rtreplay.recorder.link import RecorderLink
+from rtreplay.recorder.watchdog import FrameBoundary, Watchdog, close_frame
 
 
 CONNECT_TIMEOUT = 15.0
@@ -290,7 +290,7 @@ class Proxy:
     `authorization` is a full header value added to upgrade requests that carry none. `ssl_context`
     verifies the upstream's certificate (default: the system's trust store, hostname checked).
     `upstream_timeout` (seconds, off when None) ends a session whose upstream went silent
-    (`recorder.watchdog`).
+    (`rtreplay.recorder.watchdog`).
     """
 
     def __init__(self, upstream: str, link: RecorderLink, authorization: str | None = None,
@@ -380,7 +380,7 @@ async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audi
     """Run a recording proxy until the block exits; every session is then finalized to Parquet.
 
     A recorder process is started first; it recovers leftover journals under `out` and then records
-    (`recorder.child`). `auth_env` names an environment variable whose value is sent as
+    (`rtreplay.recorder.child`). `auth_env` names an environment variable whose value is sent as
     `Authorization: Bearer <value>` when a client sends no Authorization header. `high_water` bounds, in
     bytes, how far the recording may lag behind the relay at each stage before the relay pauses.
     On exit the proxy closes its sessions and waits until the recorder has written all of them.

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from websockets.exceptions import InvalidHeader
 from websockets.extensions.permessage_deflate import PerMessageDeflate
-from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, Close
+from websockets.frames import Close, Opcode
 from websockets.headers import parse_extension
 from websockets.protocol import CLIENT, OPEN, SERVER, Protocol
 
@@ -154,18 +154,18 @@ class StreamTap:
         out: list[Message | Close] = []
         for frame in protocol.events_received():
             opcode = frame.opcode
-            if opcode is OP_TEXT or opcode is OP_BINARY:
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if frame.fin:
-                    out.append(Message(opcode is OP_TEXT, bytes(frame.data)))
+                    out.append(Message(opcode is Opcode.TEXT, bytes(frame.data)))
                 else:
-                    self._is_text = opcode is OP_TEXT
+                    self._is_text = opcode is Opcode.TEXT
                     self._parts = [bytes(frame.data)]
-            elif opcode is OP_CONT:
+            elif opcode is Opcode.CONT:
                 self._parts.append(bytes(frame.data))
                 if frame.fin:
                     out.append(Message(self._is_text, b"".join(self._parts)))
                     self._parts = []
-            elif opcode is OP_CLOSE:
+            elif opcode is Opcode.CLOSE:
                 out.append(Close.parse(frame.data))
         if protocol.parser_exc is not None:
             self.error = f"cannot parse the {'client' if self._masked else 'server'} stream: {protocol.parser_exc}"

@@ -1,6 +1,6 @@
 """Getting records onto disk without slowing the forwarding path.
 
-The proxy runs this in its recorder process (`recorder.child`); tools that drive sessions themselves
+The proxy runs this in its recorder process (`rtreplay.recorder.child`); tools that drive sessions themselves
 (replay) use it in-process.
 
 `ArchiveWriter` owns one writer thread and one bounded queue shared by all sessions:
@@ -32,10 +32,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from recorder import archive
-from recorder.core import Record, SessionRecorder
-from recorder.redact import Redactor
-from recorder.schema import CLIENT, EVENT_SCHEMA, PROXY_CLOSE, PROXY_ERROR, SERVER, new_session_id
+from rtreplay.recorder import archive
+from rtreplay.recorder.core import Record, SessionRecorder
+from rtreplay.recorder.redact import Redactor
+from rtreplay.recorder.schema import CLIENT, EVENT_SCHEMA, PROXY_CLOSE, PROXY_ERROR, SERVER, new_session_id
 
 log = logging.getLogger(__name__)
 

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         html = args.page
         if html.is_dir():
             html = Path(tmp) / "report.html"
-            subprocess.run([sys.executable, "-c", "from analyzer.cli import main; main()", "analyze", str(args.page), "--html", str(html),
+            subprocess.run([sys.executable, "-c", "from rtreplay.cli import main; main()", "analyze", str(args.page), "--html", str(html),
                             "--format", "json"], check=True, stdout=subprocess.DEVNULL)
         problems = check(html, args.screenshot, browser)
     for p in problems:

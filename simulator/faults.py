@@ -109,7 +109,7 @@ def draw(seed: int, session_index: int, request_index: int) -> float:
 def load_profile(name_or_path: str) -> Profile:
     """A shipped profile by name, or a .toml/.json file by path. Raises ProfileError."""
     if name_or_path in SHIPPED:
-        text = resources.files("simulator.profiles").joinpath(f"{name_or_path}.toml").read_text()
+        text = resources.files("rtreplay.simulator.profiles").joinpath(f"{name_or_path}.toml").read_text()
         return _parse(name_or_path, text, "toml")
     path = Path(name_or_path)
     if not path.is_file():

@@ -5,7 +5,7 @@ Rules (same context + parameters → same output, so a reader can tell which con
   a call of the function tool named in the last user message, else of the first function tool (a reply
   when there are no function tools). "auto" → a call when the last item is a user message naming a
   function tool, else a reply. MCP choices and tools get a reply (MCP servers are not simulated).
-- Call arguments fill the tool's JSON schema (`simulator.arguments`) with the summary (when the
+- Call arguments fill the tool's JSON schema (`rtreplay.simulator.arguments`) with the summary (when the
   instructions ask for one) or the last user message.
 - A reply is a summary of every visible item when the instructions contain "summar"; otherwise it answers
   the last item (a tool output, or what the user said) and names how many items it saw.
@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from simulator import arguments
-from simulator.audio import transcribe
+from rtreplay.simulator import arguments
+from rtreplay.simulator.audio import transcribe
 
 
 @dataclass(frozen=True)

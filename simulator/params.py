@@ -13,7 +13,7 @@ import binascii
 import copy
 from typing import Any
 
-from simulator.errors import ClientError, invalid, invalid_type, missing, unknown_parameter
+from rtreplay.simulator.errors import ClientError, invalid, invalid_type, missing, unknown_parameter
 
 DEFAULT_INSTRUCTIONS = ("You are a helpful, witty, and friendly AI running in the rtreplay simulator. "
                         "Your answers are deterministic and describe the context you were given.")

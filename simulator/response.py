@@ -20,9 +20,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from simulator import audio
-from simulator.conversation import Conversation, public
-from simulator.model import Call, Reply, text_of
+from rtreplay.simulator import audio
+from rtreplay.simulator.conversation import Conversation, public
+from rtreplay.simulator.model import Call, Reply, text_of
 
 Event = dict[str, Any]
 _ARGUMENT_CHUNK = 16  # characters of function-call arguments per delta (one "token")

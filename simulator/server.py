@@ -34,10 +34,10 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from simulator import validate
-from simulator.faults import load_profile
-from simulator.response import Close
-from simulator.session import Output, Session
+from rtreplay.simulator import validate
+from rtreplay.simulator.faults import load_profile
+from rtreplay.simulator.response import Close
+from rtreplay.simulator.session import Output, Session
 
 _log = logging.getLogger("rtreplay.simulator")
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -57,7 +57,7 @@ async def serve(*, host: str = "127.0.0.1", port: int = 0, seed: int = 0, faults
                 max_session_s: float = 3600.0, interval: float = 0.0, epoch: int | None = None) -> AsyncIterator[Simulator]:
     """Run a simulator until the block exits.
 
-    `faults`: a shipped profile name or a profile file path (see `simulator.faults`). `interval`: seconds
+    `faults`: a shipped profile name or a profile file path (see `rtreplay.simulator.faults`). `interval`: seconds
     between the streaming steps of a response (0 = as fast as the client reads). `epoch`: unix time to
     use as the sessions' start (for `expires_at`), so runs can repeat byte for byte; default: now.
     Sessions are numbered 0, 1, 2, … in the order connections are accepted (the fault session index).

@@ -1,6 +1,6 @@
 """One Realtime session as a sans-I/O state machine: client events in, server events out.
 
-The I/O shell (`simulator.server`) calls `start()` once, `receive(text, now)` for every client message,
+The I/O shell (`rtreplay.simulator.server`) calls `start()` once, `receive(text, now)` for every client message,
 `advance(now)` whenever `next_due()` has passed (responses stream one step per call, `interval` seconds
 apart), and `expire()` at the session's deadline. Each returns a list of server events (dicts, to be sent
 in order) and possibly a `Close` (send it last, then close the connection). `now` is the shell's
@@ -18,14 +18,14 @@ from typing import Any
 
 import orjson
 
-from simulator import model, params
-from simulator.audio import PCM_BYTES_PER_MS, bytes_per_ms, transcribe
-from simulator.conversation import Conversation, public, with_audio
-from simulator.errors import ClientError, invalid, invalid_type, missing
-from simulator.faults import Features, Profile, draw
-from simulator.ids import IdFactory
-from simulator.response import Close, Response, input_usage
-from simulator.vad import SpeechStarted, Vad
+from rtreplay.simulator import model, params
+from rtreplay.simulator.audio import PCM_BYTES_PER_MS, bytes_per_ms, transcribe
+from rtreplay.simulator.conversation import Conversation, public, with_audio
+from rtreplay.simulator.errors import ClientError, invalid, invalid_type, missing
+from rtreplay.simulator.faults import Features, Profile, draw
+from rtreplay.simulator.ids import IdFactory
+from rtreplay.simulator.response import Close, Response, input_usage
+from rtreplay.simulator.vad import SpeechStarted, Vad
 
 Output = dict[str, Any] | Close
 

@@ -1,6 +1,6 @@
 """A small client for driving the simulator from tests and scripts.
 
-    async with simulator.serve() as sim, connect(sim) as client:
+    async with rtreplay.simulator.serve() as sim, connect(sim) as client:
         await client.send("response.create", response={"conversation": "none"})
         events = await client.until("response.done")
 """
@@ -14,7 +14,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
-from simulator.server import MAX_MESSAGE, Simulator
+from rtreplay.simulator.server import MAX_MESSAGE, Simulator
 
 
 class Client:

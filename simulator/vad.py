@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.audio import PCM_BYTES_PER_MS, level
+from rtreplay.simulator.audio import PCM_BYTES_PER_MS, level
 
 FRAME_MS = 10
 _FRAME_BYTES = FRAME_MS * PCM_BYTES_PER_MS

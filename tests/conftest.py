@@ -2,7 +2,7 @@
 
 For the whole test session every Realtime simulator (in this process or a subprocess started by a test)
 checks each event it sends, and each client event it accepts, against the official `openai` SDK's GA
-event types (`simulator.validate`). A test during which a violation happened fails at teardown, naming
+event types (`rtreplay.simulator.validate`). A test during which a violation happened fails at teardown, naming
 the event.
 """
 from __future__ import annotations

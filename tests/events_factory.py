@@ -1,7 +1,7 @@
 """Hand-written Realtime events for analyzer tests: `Session` numbers events and builds GA (or beta) shapes."""
 from __future__ import annotations
 
-from analyzer.state import Event
+from rtreplay.analyzer.state.session import Event
 
 
 class Session:

@@ -21,7 +21,7 @@ import pytest
 from test_proxy_relay import free_port
 
 FAKE_KEY = "ek_fake_reliability_7f3a9c2e5b1d04"
-RTREPLAY = [sys.executable, "-c", "from analyzer.cli import main; main()"]
+RTREPLAY = [sys.executable, "-c", "from rtreplay.cli import main; main()"]
 
 
 def credentials() -> dict:
@@ -112,11 +112,11 @@ def descendants(pid: int) -> list[int]:
 
 
 def recorder_processes(pid: int | None = None) -> list[int]:
-    """The recording processes under `pid` (default: this one): those running `recorder.child`."""
+    """The recording processes under `pid` (default: this one): those running `rtreplay.recorder.child`."""
     found = []
     for child in descendants(os.getpid() if pid is None else pid):
         try:
-            if b"recorder.child" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"rtreplay.recorder.child" in Path(f"/proc/{child}/cmdline").read_bytes():
                 found.append(child)
         except OSError:
             pass

@@ -5,7 +5,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from analyzer.model import Request
+from rtreplay.analyzer.state.request import Request
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 _TOOL_CHOICE = {

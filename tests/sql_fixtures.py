@@ -13,8 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recorder import archive
-from recorder.schema import CLIENT, EVENT_SCHEMA, PROXY, SERVER, VERSION_KEY
+from rtreplay.recorder import archive
+from rtreplay.recorder.schema import CLIENT, EVENT_SCHEMA, PROXY, SERVER, VERSION_KEY
 
 START = dt.datetime(2026, 9, 1, 8, 0, tzinfo=dt.timezone.utc)
 USAGE = {"total_tokens": 30, "input_tokens": 20, "output_tokens": 10,

@@ -3,7 +3,7 @@
     python tests/data/make_golden.py          # rewrites tests/data/golden/
 
 Each scenario is one session: a client drives the simulator (seed 0, no faults) through
-`recorder.proxy.running`, and at named checkpoints retrieves every item it expects in the conversation, in
+`proxy.running`, and at named checkpoints retrieves every item it expects in the conversation, in
 the order it expects from the documented semantics (appends at the end, `root` at the head, inserts after
 an id, deletes). `<name>.expected.json` holds, per checkpoint, the seq of the checkpoint's last
 `conversation.item.retrieved` event and the retrieved items (content and base64 audio included): the state
@@ -24,10 +24,8 @@ from pathlib import Path
 import orjson
 from websockets.asyncio.client import connect
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-import recorder.proxy  # noqa: E402
-import simulator  # noqa: E402
+from rtreplay import simulator
+from rtreplay.recorder import proxy
 
 HERE = Path(__file__).resolve().parent / "golden"
 TOOLS = [{"type": "function", "name": "lookup_customer", "description": "Find a customer id",
@@ -153,7 +151,7 @@ async def record(name: str) -> None:
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)
     async with simulator.serve(seed=0, faults="none", interval=interval, epoch=1_788_000_000) as sim:
-        async with recorder.proxy.running(upstream=sim.url, out=out) as proxy:
+        async with proxy.running(upstream=sim.url, out=out) as proxy:
             async with connect(f"{proxy.url}/v1/realtime?model=gpt-realtime", max_size=1 << 24) as ws:
                 d = Driver(ws)
                 await d.until("session.created")

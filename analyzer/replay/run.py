@@ -1,0 +1,324 @@
+"""Replaying recorded requests: which ones, in which contexts, how often, and what came of it.
+
+Three steps, each a plain function the CLI (`rtreplay.cli.replay`) chains:
+1. `select(archive, Selection)` picks recorded requests (`rtreplay.analyzer.state.match`; `--where` runs SQL over the
+   `requests` view of `queries`).
+2. `plan_jobs(archive, requests, variants, repeat)` rebuilds each request's context once (one pass per
+   session, `rtreplay.analyzer.state.timeline.states_before`) and plans one replay per variant (`rtreplay.analyzer.replay.plan`):
+   one `Job` per (request, variant, repeat), each run on a fresh session.
+3. `run_jobs(jobs, …)` sends them (`rtreplay.analyzer.replay.send`) with bounded concurrency, a start-rate limit and
+   a timeout each, recording every replay session through the recorder's writer, tagged under `replay`
+   in its `proxy.open` record. `summarize` turns the answers into a `ReplayReport`: per variant, outcome
+   counts and failure rate with a 95% Wilson interval, beside the original outcomes; plus fidelity notes.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from rtreplay.analyzer.state import load, match
+from rtreplay.analyzer.state.request import OUTCOMES, Request
+from rtreplay.analyzer.replay.plan import Plan, PlanError, Variant, plan_replay
+from rtreplay.analyzer.replay.send import Answer, replay_once
+from rtreplay.analyzer.report.tool_choice import wilson
+from rtreplay.analyzer.state.timeline import states_before
+from rtreplay.recorder.schema import PROXY_ERROR, PROXY_OPEN
+
+SCOPES = ("out-of-band", "default", "all")
+
+
+class ReplayError(ValueError):
+    """A replay that cannot start: nothing selected, no target known, bad selection."""
+
+
+# --- 1. selection ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Selection:
+    """Which recorded requests to replay; every given filter must hold."""
+
+    sessions: tuple[str, ...] = ()
+    response_ids: tuple[str, ...] = ()
+    failed: bool = False
+    forms: tuple[str, ...] = ()  # form_sent values
+    where: str | None = None  # SQL condition over the `requests` view
+    scope: str = "out-of-band"  # or "default", "all"
+
+
+def select(archive: Path, selection: Selection) -> list[Request]:
+    """The recorded requests `selection` picks, in (session, seq) order."""
+    found = match.requests(archive, sessions=list(selection.sessions) or None)
+    wanted = _where(archive, selection.where) if selection.where else None
+    return [r for r in found
+            if (selection.scope == "all" or r.scope == selection.scope)
+            and (not selection.response_ids or r.response_id in selection.response_ids)
+            and (not selection.failed or r.outcome == "failed")
+            and (not selection.forms or r.form_sent in selection.forms)
+            and (wanted is None or (r.session_id, r.seq) in wanted)]
+
+
+def _where(archive: Path, condition: str) -> set[tuple[str, int]]:
+    from rtreplay.queries.loader import SqlError, connect, relation  # DuckDB only when --where is used
+
+    try:
+        con = connect(archive)
+        try:
+            rows = relation(con, f"SELECT session_id, seq FROM requests WHERE {condition}")
+            return {(sid, int(seq)) for sid, seq in (rows.fetchall() if rows is not None else [])}
+        finally:
+            con.close()
+    except SqlError as exc:
+        raise ReplayError(f"--where: {exc}") from None
+
+
+# --- 2. planning ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """One replay session to run: a request, a variant, which repeat, its plan and the recorded upstream."""
+
+    request: Request
+    variant: Variant
+    repeat: int
+    plan: Plan
+    upstream: str | None
+
+    def tag(self) -> dict[str, Any]:
+        """What the replay session replays: goes under `replay` in its `proxy.open` record."""
+        r = self.request
+        return {"of_session": r.session_id, "of_seq": r.seq, "of_response_id": r.response_id,
+                "variant": self.variant.name, "repeat": self.repeat}
+
+
+def plan_jobs(archive: Path, requests: Sequence[Request], variants: Sequence[Variant], repeat: int = 1) -> list[Job]:
+    """A job per (request, variant, repeat); contexts are rebuilt once per session, in one pass."""
+    by_session: dict[str, list[Request]] = {}
+    for r in requests:
+        by_session.setdefault(r.session_id, []).append(r)
+    jobs = []
+    for sid, mine in by_session.items():
+        events = load.session_events(load.read_session(archive, sid))
+        upstream = _recorded_upstream(events)
+        states = states_before(events, [r.seq for r in mine], sid)
+        for r in mine:
+            try:
+                recorded = orjson.loads(r.payload)
+            except orjson.JSONDecodeError:
+                raise PlanError(f"request {r.request_id} is not JSON") from None
+            for v in variants:
+                plan = plan_replay(states[r.seq], recorded, v, model=r.model)
+                jobs.extend(Job(r, v, k, plan, upstream) for k in range(repeat))
+    return jobs
+
+
+def _recorded_upstream(events: Sequence[Any]) -> str | None:
+    for e in events:
+        if e.type == PROXY_OPEN and isinstance(e.data.get("upstream"), str):
+            return str(e.data["upstream"])
+    return None
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def targets(jobs: Sequence[Job], target: str | None) -> list[str]:
+    """The URL each job goes to: `target`, else its session's recorded upstream."""
+    out = []
+    for job in jobs:
+        url = target or job.upstream
+        if not url:
+            raise ReplayError(f"session {job.request.session_id} has no recorded upstream; pass --target URL")
+        out.append(url)
+    return out
+
+
+# --- 3. running -----------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    job: Job
+    answer: Answer
+    session_id: str | None = None  # the replay session's id in the --record archive
+
+
+class Pacer:
+    """Lets at most `rate` starts through per second (evenly spaced); None = no limit."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self.interval
+
+
+async def run_jobs(jobs: Sequence[Job], urls: Sequence[str], *, record: Path | None = None,
+                   concurrency: int = 4, rate: float | None = None, timeout: float = 60.0,
+                   headers: Sequence[tuple[str, str]] = (), on_done: Callable[[Result], None] | None = None
+                   ) -> list[Result]:
+    """Run every job (fresh session each) and return the results in job order.
+
+    `headers` go to the target only (the Authorization header lives here and is never recorded).
+    """
+    from rtreplay.recorder.writer import ArchiveWriter
+
+    gate = asyncio.Semaphore(max(1, concurrency))
+    pacer = Pacer(rate)
+
+    async def one(job: Job, url: str, writer: ArchiveWriter | None) -> Result:
+        async with gate:
+            await pacer.wait()
+            handle = None
+            if writer is not None:
+                handle = writer.open_session({"method": "GET", "path": "/v1/realtime", "query": f"model={job.plan.model}",
+                                              "client": None, "upstream": url, "headers": [],
+                                              "replay": job.tag()})
+            answer, close = await replay_once(url, job.plan.model, job.plan.lines(), job.plan.request_event_id,
+                                              timeout=timeout, headers=headers, recorder=handle)
+            if handle is not None:
+                if answer.detail and answer.outcome == "unfinished":
+                    handle.lifecycle(PROXY_ERROR, {"error": answer.detail})
+                handle.close(close)
+            result = Result(job, answer, handle.session_id if handle else None)
+            if on_done is not None:
+                on_done(result)
+            return result
+
+    if record is None:
+        return list(await asyncio.gather(*(one(j, u, None) for j, u in zip(jobs, urls))))
+    async with ArchiveWriter(record) as writer:
+        return list(await asyncio.gather(*(one(j, u, writer) for j, u in zip(jobs, urls))))
+
+
+# --- the report -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tally:
+    """Outcome counts with the failure rate of docs/definitions.md (failed / (n - unfinished))."""
+
+    outcomes: dict[str, int]
+
+    @classmethod
+    def of(cls, outcomes: Sequence[str]) -> Tally:
+        counts = Counter(outcomes)
+        return cls({o: counts.get(o, 0) for o in OUTCOMES})
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def decided(self) -> int:
+        return self.total - self.outcomes["unfinished"]
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.outcomes["failed"] / self.decided if self.decided else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.outcomes["failed"], self.decided)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"n": self.total, "outcomes": self.outcomes, "failure_rate": self.failure_rate,
+                "interval": list(self.interval) if self.interval else None}
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    variant: str
+    replayed: Tally  # every replay of this variant
+    original: Tally  # the recorded outcomes of the same requests (each once)
+    errors: dict[str, int]  # "failed server_error" / "rejected invalid_value" -> count
+    forced: tuple[int, int] | None  # (forced calls seen, decided replays) when the variant forces a tool
+
+
+@dataclass(frozen=True)
+class NoteCount:
+    kind: str
+    requests: int  # distinct requests whose plan carries this note
+    example: str
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    rows: tuple[VariantRow, ...]
+    per_request: tuple[dict[str, Any], ...]
+    notes: tuple[NoteCount, ...]
+    setup_errors: int = 0  # replays whose context could not be fully recreated (an error answered setup)
+    details: tuple[str, ...] = field(default_factory=tuple)  # distinct reasons replays were unfinished
+
+
+def summarize(results: Sequence[Result]) -> ReplayReport:
+    """Aggregate results per variant (in first-seen order) and per (request, variant)."""
+    by_variant: dict[str, list[Result]] = {}
+    by_pair: dict[tuple[str, str], list[Result]] = {}
+    for res in results:
+        by_variant.setdefault(res.job.variant.name, []).append(res)
+        by_pair.setdefault((res.job.request.request_id, res.job.variant.name), []).append(res)
+    rows = tuple(_row(name, mine) for name, mine in by_variant.items())
+    per_request = tuple(
+        {"request_id": rid, "response_id": mine[0].job.request.response_id, "form_sent": mine[0].job.request.form_sent,
+         "original": mine[0].job.request.outcome, "variant": name,
+         **Tally.of([m.answer.outcome for m in mine]).as_json(),
+         "notes": sorted({n.kind for n in mine[0].job.plan.notes}),
+         "replay_sessions": [m.session_id for m in mine if m.session_id]}
+        for (rid, name), mine in by_pair.items())
+    seen: dict[str, tuple[set[str], str]] = {}
+    for res in results:
+        for note in res.job.plan.notes:
+            ids, example = seen.setdefault(note.kind, (set(), note.message))
+            ids.add(res.job.request.request_id)
+    notes = tuple(NoteCount(k, len(ids), ex) for k, (ids, ex) in seen.items())
+    details = tuple(dict.fromkeys(r.answer.detail for r in results
+                                  if r.answer.outcome == "unfinished" and r.answer.detail))
+    return ReplayReport(rows, per_request, notes, sum(1 for r in results if r.answer.setup_errors), details)
+
+
+def _row(name: str, mine: Sequence[Result]) -> VariantRow:
+    originals = {m.job.request.request_id: m.job.request.outcome for m in mine}
+    errors = Counter(f"{m.answer.outcome} {m.answer.error_code or m.answer.error_type or ''}".strip()
+                     for m in mine if m.answer.outcome in ("failed", "rejected"))
+    forced = [_forced(m) for m in mine]
+    known = [f for f in forced if f is not None]
+    return VariantRow(name, Tally.of([m.answer.outcome for m in mine]), Tally.of(list(originals.values())),
+                      dict(errors.most_common()), (sum(known), len(known)) if known else None)
+
+
+def _forced(res: Result) -> bool | None:
+    """Did a forced tool_choice get its call? None when the variant does not force one or nothing finished."""
+    if res.answer.outcome in ("rejected", "unfinished"):
+        return None
+    create = res.job.plan.events[-1].get("response") or {}
+    present = "tool_choice" in create
+    form = match.tool_choice_form(present, create.get("tool_choice"))
+    choice = create.get("tool_choice")
+    if form == "absent":
+        session = next((e["session"] for e in res.job.plan.events if e["type"] == "session.update"), {})
+        form, choice = match.tool_choice_form("tool_choice" in session, session.get("tool_choice")), session.get("tool_choice")
+    if form not in ("required", "function", "mcp"):
+        return None
+    return match.forced_call_happened(form, choice, res.answer.output)

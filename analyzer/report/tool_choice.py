@@ -1,0 +1,419 @@
+"""The failure report: requests grouped by tool_choice form, with outcome counts, rates and a headline.
+
+Input is a list of `rtreplay.analyzer.state.request.Request` records (docs/definitions.md says how they are made); output is a
+frozen `Report` that the renderers (`rtreplay.analyzer.report.render`, `rtreplay.analyzer.report.html`) print. Nothing here reads
+files, so memory is bounded by the number of requests, never by the number of events.
+
+Rules (docs/definitions.md, "Rates"; docs/report.md for the JSON shape):
+- groups are keyed by `form_sent` plus the chosen splits; only non-empty groups exist; their order is the
+  form order of `rtreplay.analyzer.state.request.FORMS`, then the split values sorted (null last);
+- failure rate = failed / (requests - unfinished), with a 95% Wilson score interval on the same denominator;
+- the headline compares forms within one scope and refuses to conclude below `MIN_DECIDED` decided requests.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rtreplay.analyzer.state.request import FORMS, OUTCOMES, Request
+
+Z95 = 1.959964
+MIN_DECIDED = 10  # decided requests a form needs before the headline compares it
+TOP_ERRORS = 3
+DEFAULT_SPLITS: tuple[str, ...] = ("scope",)
+
+
+class ReportError(ValueError):
+    """A report was asked for in a way that cannot work (unknown split, bad time filter)."""
+
+
+def wilson(failures: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval for failures/n; None when n is 0."""
+    if n <= 0:
+        return None
+    p = failures / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # The bounds are exactly 0 for 0/n and exactly 1 for n/n; say so instead of keeping rounding noise.
+    low = 0.0 if failures == 0 else max(0.0, centre - half)
+    high = 1.0 if failures == n else min(1.0, centre + half)
+    return low, high
+
+
+# --- splits -------------------------------------------------------------------------------------------
+
+def _metadata_value(key: str) -> Callable[[Request], Any]:
+    def value(r: Request) -> Any:
+        if not isinstance(r.metadata, dict) or key not in r.metadata:
+            return None
+        v = r.metadata[key]
+        return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+    return value
+
+
+def _utc(ts: dt.datetime) -> dt.datetime:
+    return ts.replace(tzinfo=dt.timezone.utc) if ts.tzinfo is None else ts.astimezone(dt.timezone.utc)
+
+
+SPLITS: dict[str, Callable[[Request], Any]] = {
+    "scope": lambda r: r.scope,
+    "input": lambda r: r.input_kind,
+    "modalities": lambda r: r.output_modalities,
+    "model": lambda r: r.model,
+    "tools": lambda r: r.tools_count,
+    "session": lambda r: r.session_id,
+    "day": lambda r: _utc(r.ts).date().isoformat(),
+}
+SPLIT_ALIASES = {"conversation": "scope"}
+SPLIT_HELP = "scope (alias conversation), input, modalities, model, tools, session, day, metadata:KEY"
+
+
+def parse_splits(spec: Sequence[str]) -> tuple[str, ...]:
+    """Turn `--by` values into split names.
+
+    Each value may hold several names separated by commas. Names replace the default split (`scope`);
+    a name written `+name` is added to it instead; `none` means no split at all. Unknown names raise.
+    """
+    names: list[str] = []
+    add = False
+    for raw in spec:
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            if part.startswith("+"):
+                add, part = True, part[1:]
+            if part == "none":
+                continue
+            part = SPLIT_ALIASES.get(part, part)
+            if part not in SPLITS and not (part.startswith("metadata:") and len(part) > len("metadata:")):
+                raise ReportError(f"unknown split {part!r}; choose from: {SPLIT_HELP}")
+            if part not in names:
+                names.append(part)
+    if not spec:
+        return DEFAULT_SPLITS
+    if add:
+        names = [s for s in DEFAULT_SPLITS if s not in names] + names
+    return tuple(names)
+
+
+def split_value(name: str, r: Request) -> Any:
+    if name.startswith("metadata:"):
+        return _metadata_value(name[len("metadata:"):])(r)
+    return SPLITS[name](r)
+
+
+# --- filters ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    """Which requests a report covers. `since` is inclusive, `until` exclusive; both UTC."""
+
+    sessions: tuple[str, ...] = ()
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    oob_only: bool = False
+
+    def keep(self, r: Request) -> bool:
+        if self.sessions and r.session_id not in self.sessions:
+            return False
+        if self.oob_only and r.scope != "out-of-band":
+            return False
+        ts = _utc(r.ts)
+        if self.since is not None and ts < self.since:
+            return False
+        return self.until is None or ts < self.until
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sessions": list(self.sessions),
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "oob_only": self.oob_only,
+        }
+
+
+def parse_time(text: str) -> dt.datetime:
+    """An ISO date or date-time; naive values are UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"not an ISO date or time: {text!r} (e.g. 2026-03-01 or 2026-03-01T12:00)") from None
+    return _utc(value)
+
+
+# --- groups -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ErrorCount:
+    outcome: str  # failed or rejected
+    error_type: str | None
+    error_code: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class Group:
+    """Counts and rates for one tool_choice form (and one value of each split)."""
+
+    form: str
+    split: tuple[tuple[str, Any], ...]
+    requests: int
+    outcomes: dict[str, int]
+    failure_rate: float | None
+    interval: tuple[float, float] | None
+    top_errors: tuple[ErrorCount, ...]
+    forced_expected: int  # requests with a known forced_call (effective form forced, decided)
+    forced_happened: int
+    effective_forms: dict[str, int]
+
+    @property
+    def decided(self) -> int:
+        return self.requests - self.outcomes["unfinished"]
+
+    @property
+    def failed(self) -> int:
+        return self.outcomes["failed"]
+
+
+# What a report reads from a request; requests are counted by it once, in C (Counter), and the few distinct
+# keys are then folded into groups, totals and the headline.
+_Kind = tuple  # (form_sent, scope, split values, outcome, form_effective, forced_call, error_type, error_code)
+
+
+def count_kinds(requests: Iterable[Request], splits: Sequence[str]) -> Counter[_Kind]:
+    return Counter(
+        (r.form_sent, r.scope, tuple(split_value(s, r) for s in splits), r.outcome, r.form_effective,
+         r.forced_call, r.error_type, r.error_code)
+        for r in requests)
+
+
+@dataclass
+class _Tally:
+    requests: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[tuple[str, str | None, str | None]] = field(default_factory=Counter)
+    forced_expected: int = 0
+    forced_happened: int = 0
+    effective: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: _Kind, n: int) -> None:
+        _, _, _, outcome, effective, forced_call, error_type, error_code = kind
+        self.requests += n
+        self.outcomes[outcome] += n
+        self.effective[effective] += n
+        if outcome in ("failed", "rejected"):
+            self.errors[(outcome, error_type, error_code)] += n
+        if forced_call is not None:
+            self.forced_expected += n
+            self.forced_happened += n if forced_call else 0
+
+    def group(self, form: str, split: tuple[tuple[str, Any], ...]) -> Group:
+        outcomes = {o: self.outcomes.get(o, 0) for o in OUTCOMES}
+        decided = self.requests - outcomes["unfinished"]
+        errors = sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or "", kv[0][2] or ""))
+        return Group(
+            form=form,
+            split=split,
+            requests=self.requests,
+            outcomes=outcomes,
+            failure_rate=outcomes["failed"] / decided if decided else None,
+            interval=wilson(outcomes["failed"], decided),
+            top_errors=tuple(ErrorCount(o, t, c, n) for (o, t, c), n in errors[:TOP_ERRORS]),
+            forced_expected=self.forced_expected,
+            forced_happened=self.forced_happened,
+            effective_forms={f: self.effective[f] for f in FORMS if self.effective.get(f)},
+        )
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    return (value is None, value if value is not None else 0)
+
+
+def fold(kinds: Counter[_Kind], key: Callable[[_Kind], tuple[str, tuple[tuple[str, Any], ...]]]) -> list[Group]:
+    """Groups keyed by `key(kind)` = (form, split), in the documented deterministic order."""
+    tallies: dict[tuple[str, tuple[tuple[str, Any], ...]], _Tally] = {}
+    for kind, n in kinds.items():
+        k = key(kind)
+        if k not in tallies:
+            tallies[k] = _Tally()
+        tallies[k].add(kind, n)
+    order = {f: i for i, f in enumerate(FORMS)}
+    keys = sorted(tallies, key=lambda k: (order.get(k[0], len(FORMS)), k[0], *(_sort_key(v) for _, v in k[1])))
+    return [tallies[k].group(*k) for k in keys]
+
+
+# --- headline -----------------------------------------------------------------------------------------
+
+def pct(x: float | None) -> str:
+    """A rate as a short percentage; one decimal only where rounding would say 0% or 100% wrongly."""
+    if x is None:
+        return "n/a"
+    v = round(x * 100, 1)
+    if 0 < v < 1 or 99 < v < 100:
+        return f"{v:.1f}%"
+    return f"{v:.0f}%"
+
+
+def interval_text(interval: tuple[float, float] | None) -> str:
+    if interval is None:
+        return "n/a"
+    return f"{pct(interval[0]).rstrip('%')}–{pct(interval[1])}"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One sentence answering "which tool_choice form fails most?", and what it rests on."""
+
+    text: str
+    scope: str | None = None  # the scope compared; None when there was too little data
+    worst: Group | None = None
+    best: Group | None = None
+    overlap: bool | None = None  # do the two 95% intervals overlap?
+
+
+_SCOPE_WORDS = {"out-of-band": "Out-of-band", "default": "Default-conversation"}
+
+
+def _describe(g: Group) -> str:
+    return f"{pct(g.failure_rate)} ({g.failed}/{g.decided}, 95% CI {interval_text(g.interval)})"
+
+
+def _compare(scope: str, groups: list[Group]) -> Headline:
+    worst = max(groups, key=lambda g: (g.failure_rate, g.decided))
+    best = min(groups, key=lambda g: (g.failure_rate, -g.decided))
+    who = _SCOPE_WORDS[scope]
+    if worst.failure_rate == best.failure_rate:
+        forms = ", ".join(f"`{g.form}`" for g in groups)
+        text = (f"{who} requests failed at the same rate ({pct(worst.failure_rate)}) for every tool_choice form "
+                f"with at least {MIN_DECIDED} decided requests ({forms}).")
+        return Headline(text, scope, worst, best, True)
+    # Every form tied at the best rate is named: "does a string form avoid it?" wants them all. The
+    # overlap verdict uses the tied form with the widest interval, so it never overclaims. A form whose
+    # requests were all rejected never ran, so it is no evidence of avoiding failure.
+    ties = [g for g in groups if g.failure_rate == best.failure_rate and g.outcomes["rejected"] < g.decided] or [best]
+    best = max(ties, key=lambda g: (g.interval[1], -g.decided)) if len(ties) > 1 else best  # type: ignore[index]
+    assert worst.interval is not None and best.interval is not None  # decided >= MIN_DECIDED > 0
+    overlap = worst.interval[0] <= best.interval[1]
+    verdict = "intervals overlap, so the difference may be chance" if overlap else "intervals do not overlap"
+    names = ", ".join(f"`{g.form}`" for g in ties)
+    if len(ties) == 1:
+        detail = f"{best.failed}/{best.decided}, {interval_text(best.interval)}"
+    elif len({(g.failed, g.decided) for g in ties}) == 1:
+        detail = f"{best.failed}/{best.decided} each, {interval_text(best.interval)}"
+    else:
+        detail = ", ".join(f"`{g.form}` {g.failed}/{g.decided}" for g in ties) + f"; widest {interval_text(best.interval)}"
+    text = (f"{who} requests with tool_choice form `{worst.form}` failed {_describe(worst)} "
+            f"vs {pct(best.failure_rate)} for {names} ({detail}): {verdict}.")
+    return Headline(text, scope, worst, best, overlap)
+
+
+def headline(requests: Sequence[Request]) -> Headline:
+    """The headline for `requests` (see `headline_of`)."""
+    return headline_of(fold(count_kinds(requests, ()), _by_scope))
+
+
+def _by_scope(kind: _Kind) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    return kind[0], (("scope", kind[1]),)
+
+
+def headline_of(groups: Sequence[Group]) -> Headline:
+    """Compare failure rates by form, out-of-band requests first, then the default conversation.
+
+    `groups` are split by scope alone (one per form and scope).
+    A form takes part only with at least `MIN_DECIDED` decided requests; with fewer than two such forms
+    in a scope that scope cannot answer, and with no scope able to, the headline says so plainly.
+    """
+    if not groups:
+        return Headline("No requests to report (the archive holds no response.create, or none match the filters).")
+    by_scope = {s: [g for g in groups if g.split[0][1] == s] for s in _SCOPE_WORDS}
+    for scope in _SCOPE_WORDS:
+        enough = [g for g in by_scope[scope] if g.decided >= MIN_DECIDED]
+        if len(enough) >= 2:
+            result = _compare(scope, enough)
+            if scope == "default" and by_scope["out-of-band"]:
+                result = Headline(result.text[:-1] + " (out-of-band: too few requests to tell).",
+                                  result.scope, result.worst, result.best, result.overlap)
+            return result
+    have = "; ".join(
+        f"{scope}: " + ", ".join(f"{g.form} {g.decided}" for g in gs) for scope, gs in by_scope.items() if gs
+    )
+    return Headline(f"Too few requests to tell: no scope has two tool_choice forms with at least {MIN_DECIDED} "
+                    f"decided requests each (decided requests per form, {have}).")
+
+
+# --- outcomes over time -------------------------------------------------------------------------------
+
+MAX_BUCKETS = 1000
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    start: dt.datetime
+    outcomes: dict[str, int]
+
+
+def over_time(requests: Sequence[Request]) -> tuple[str, tuple[TimeBucket, ...]]:
+    """Outcome counts per hour (data spanning up to three days) or per day, empty buckets included."""
+    if not requests:
+        return "hour", ()
+    stamps = [_utc(r.ts).timestamp() for r in requests]
+    unit = "hour" if max(stamps) - min(stamps) <= 3 * 86400 else "day"
+    step = 3600 if unit == "hour" else 86400
+    counts = Counter((int(t // step), r.outcome) for t, r in zip(stamps, requests))
+    slots = {k for k, _ in counts}
+    first, last = min(slots), max(slots)
+    if last - first < MAX_BUCKETS:  # zero-fill, unless stray timestamps would make it huge
+        slots = set(range(first, last + 1))
+    return unit, tuple(
+        TimeBucket(dt.datetime.fromtimestamp(k * step, dt.timezone.utc), {o: counts.get((k, o), 0) for o in OUTCOMES})
+        for k in sorted(slots))
+
+
+# --- the report ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Report:
+    splits: tuple[str, ...]
+    filters: Filters
+    total: Group
+    groups: tuple[Group, ...]
+    headline: Headline
+    time_unit: str
+    over_time: tuple[TimeBucket, ...]
+    failed: tuple[Request, ...]  # requests with outcome failed, by (session_id, seq)
+    source: str | None = None  # the archive path, for links and the JSON header
+    problems: tuple[str, ...] = ()  # archive files that could not be read, and why
+
+
+def build_report(
+    requests: Iterable[Request],
+    splits: Sequence[str] = DEFAULT_SPLITS,
+    filters: Filters = Filters(),
+    source: str | None = None,
+    problems: Sequence[str] = (),
+) -> Report:
+    """The report over the requests that pass `filters`, grouped by form_sent and `splits`."""
+    unknown = [s for s in splits if s not in SPLITS and not s.startswith("metadata:")]
+    if unknown:
+        raise ReportError(f"unknown split {unknown[0]!r}; choose from: {SPLIT_HELP}")
+    kept = list(requests) if filters == Filters() else [r for r in requests if filters.keep(r)]
+    unit, buckets = over_time(kept)
+    kinds = count_kinds(kept, splits)
+    totals = fold(kinds, lambda k: ("all", ()))
+    return Report(
+        splits=tuple(splits),
+        filters=filters,
+        total=totals[0] if totals else _Tally().group("all", ()),
+        groups=tuple(fold(kinds, lambda k: (k[0], tuple(zip(splits, k[2]))))),
+        headline=headline_of(fold(kinds, _by_scope)),
+        time_unit=unit,
+        over_time=buckets,
+        failed=tuple(sorted((r for r in kept if r.outcome == "failed"), key=lambda r: (r.session_id, r.seq))),
+        source=source,
+        problems=tuple(problems),
+    )

@@ -1,0 +1,256 @@
+"""Every client `response.create`, matched to what the server did with it (docs/definitions.md, binding).
+
+Only the rows that decide a match are read: the types in `MATCH_TYPES`, filtered inside the Parquet scan
+(polars pushes the predicate and the column selection into the reader; the audio column is never read).
+Per session the events are walked once in seq order:
+  1. an `error` whose `error.event_id` equals a request's event_id rejects that request;
+  2. the other requests wait first-in-first-out for an ordered answer: a `response.created`, or an `error`
+     with null `event_id` about a response.create (code `conversation_already_has_active_response`, or a
+     `param` starting with `response.`). A `response.created` with nobody waiting is server-initiated.
+  3. `response.done` of the matched response gives the outcome.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import polars as pl
+import pyarrow as pa
+
+from rtreplay.analyzer.state.load import scan
+from rtreplay.analyzer.state.request import FORCED_FORMS, Request
+from rtreplay.analyzer.state.session import Event
+from rtreplay.recorder.archive import ArchiveProblem
+from rtreplay.recorder.schema import CLIENT, PROXY_OPEN, SERVER
+
+MATCH_TYPES = ("response.create", "response.created", "response.done", "error", "session.created",
+               "session.updated", PROXY_OPEN)
+MATCH_COLUMNS = ("session_id", "seq", "ts", "mono_ns", "direction", "type", "event_id", "response_id", "payload")
+
+
+def tool_choice_form(present: bool, value: Any) -> str:
+    """The form of a `tool_choice` value (docs/definitions.md table); `present` tells absent from null."""
+    if not present:
+        return "absent"
+    if value in ("auto", "none", "required"):
+        return value
+    if isinstance(value, dict):
+        if value.get("type") == "function" and isinstance(value.get("name"), str):
+            return "function"
+        if value.get("type") == "mcp" and isinstance(value.get("server_label"), str):
+            return "mcp"
+    return "invalid"
+
+
+def is_ordered_rejection(err: dict) -> bool:
+    """An `error` without event_id that answers a response.create in order."""
+    return err.get("event_id") is None and (
+        err.get("code") == "conversation_already_has_active_response"
+        or str(err.get("param") or "").startswith("response."))
+
+
+def forced_call_happened(form: str, choice: Any, output: Any) -> bool:
+    """Whether a finished response's output holds the call its effective tool_choice forced."""
+    items = [o for o in output if isinstance(o, dict)] if isinstance(output, list) else []
+    for o in items:
+        kind = o.get("type")
+        if form == "required" and kind in ("function_call", "mcp_call"):
+            return True
+        if form == "function" and kind == "function_call" and o.get("name") == choice.get("name"):
+            return True
+        if form == "mcp" and kind == "mcp_call" and o.get("server_label") == choice.get("server_label") and (
+                not isinstance(choice.get("name"), str) or o.get("name") == choice.get("name")):
+            return True
+    return False
+
+
+@dataclass
+class SessionMatch:
+    requests: list[Request]
+    server_initiated: list[str]  # ids of responses nobody asked for (turn detection)
+
+
+@dataclass
+class MatchResult:
+    requests: list[Request] = field(default_factory=list)
+    server_initiated: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[ArchiveProblem] = field(default_factory=list)
+
+
+def _obj(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _model_from_open(payload: dict) -> str | None:
+    query = payload.get("query")
+    if not isinstance(query, str):
+        path = payload.get("path")
+        query = path.partition("?")[2] if isinstance(path, str) else ""
+    models = parse_qs(query.lstrip("?")).get("model")
+    return models[0] if models else None
+
+
+def match_events(events: Sequence[Event], session_id: str = "") -> list[Request]:
+    return match_session(events, session_id).requests
+
+
+def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch:
+    """Match the requests of one session; `events` sorted by seq (other types are ignored)."""
+    # Rule 1 first: a rejection by event_id takes its request out of the ordered matching altogether.
+    by_id: dict[str, list[int]] = {}
+    rejected: dict[int, Event] = {}
+    for i, e in enumerate(events):
+        if e.type == "response.create" and e.direction == CLIENT:
+            eid = e.data.get("event_id")
+            if isinstance(eid, str):
+                by_id.setdefault(eid, []).append(i)
+        elif e.type == "error" and e.direction == SERVER:
+            eid = _obj(e.data.get("error")).get("event_id")
+            candidates = [i_ for i_ in by_id.get(eid, []) if i_ < i and i_ not in rejected] if isinstance(eid, str) else []
+            if candidates:
+                rejected[candidates[-1]] = e
+    session: dict = {}
+    open_model: str | None = None
+    waiting: deque[int] = deque()
+    answers: dict[int, tuple[str, Event]] = {}  # request index -> ("created"|"error", event)
+    done: dict[str, Event] = {}
+    created_by: dict[str, int] = {}
+    server_initiated: list[str] = []
+    context: dict[int, tuple[dict, str | None]] = {}  # request index -> (session config, open model)
+    for i, e in enumerate(events):
+        t = e.type
+        if t == "response.create" and e.direction == CLIENT:
+            context[i] = (session, open_model)
+            if i not in rejected:
+                waiting.append(i)
+        elif e.direction == SERVER and t in ("session.created", "session.updated"):
+            session = _obj(e.data.get("session"))
+        elif t == PROXY_OPEN:
+            open_model = _model_from_open(e.data)
+        elif t == "response.created" and e.direction == SERVER:
+            rid = e.response_id or _obj(e.data.get("response")).get("id")
+            if waiting:
+                j = waiting.popleft()
+                answers[j] = ("created", e)
+                if isinstance(rid, str):
+                    created_by[rid] = j
+            elif isinstance(rid, str):
+                server_initiated.append(rid)
+        elif t == "response.done" and e.direction == SERVER:
+            rid = e.response_id or _obj(e.data.get("response")).get("id")
+            if isinstance(rid, str) and rid in created_by and rid not in done:
+                done[rid] = e
+        elif t == "error" and e.direction == SERVER and waiting and is_ordered_rejection(_obj(e.data.get("error"))):
+            answers[waiting.popleft()] = ("error", e)
+    out = [_request(events[i], session_id, *context[i], rejected.get(i), answers.get(i), done)
+           for i in sorted(context)]
+    return SessionMatch(out, server_initiated)
+
+
+def _request(e: Event, session_id: str, session: dict, open_model: str | None, rejected_by: Event | None,
+             answer: tuple[str, Event] | None, done: dict[str, Event]) -> Request:
+    params = _obj(e.data.get("response"))
+    conversation = params["conversation"] if isinstance(params.get("conversation"), str) else "auto"
+    inp = params.get("input")
+    modalities = params.get("output_modalities")
+    tools = params.get("tools")
+    form_sent = tool_choice_form("tool_choice" in params, params.get("tool_choice"))
+    if form_sent == "absent":
+        choice = session.get("tool_choice")
+        form_effective = tool_choice_form("tool_choice" in session, choice) if session else "auto"
+        form_effective = "auto" if form_effective == "absent" else form_effective
+    else:
+        choice, form_effective = params.get("tool_choice"), form_sent
+    forced_name = None
+    if form_effective == "function":
+        forced_name = choice["name"]
+    elif form_effective == "mcp":
+        forced_name = choice["server_label"]
+    model = session.get("model") if isinstance(session.get("model"), str) else open_model
+    fields: dict[str, Any] = {"outcome": "unfinished"}
+    if rejected_by is not None or (answer is not None and answer[0] == "error"):
+        err_event = rejected_by if rejected_by is not None else answer[1]  # type: ignore[index]
+        err = _obj(err_event.data.get("error"))
+        fields = dict(outcome="rejected", error_type=err.get("type"), error_code=err.get("code"),
+                      confidence="event_id" if rejected_by is not None else "order", answer_seq=err_event.seq,
+                      latency_ms=(err_event.mono_ns - e.mono_ns) / 1e6)
+    elif answer is not None:
+        created = answer[1]
+        rid = created.response_id or _obj(created.data.get("response")).get("id")
+        sent_meta = params.get("metadata")  # the created response is parsed only to compare it
+        same = isinstance(sent_meta, dict) and _obj(created.data.get("response")).get("metadata") == sent_meta
+        fields = dict(outcome="unfinished", response_id=rid, confidence="metadata" if same else "order",
+                      answer_seq=created.seq)
+        fin = done.get(rid) if isinstance(rid, str) else None
+        if fin is not None:
+            final = _obj(fin.data.get("response"))
+            status = final.get("status")
+            details = _obj(final.get("status_details"))
+            error = _obj(details.get("error"))
+            fields.update(done_seq=fin.seq, latency_ms=(fin.mono_ns - e.mono_ns) / 1e6)
+            if status in ("completed", "cancelled", "incomplete"):
+                fields["outcome"] = status
+                if status != "completed":
+                    fields["reason"] = details.get("reason")
+            else:
+                fields.update(outcome="failed", error_type=error.get("type") if status == "failed" else status,
+                              error_code=error.get("code"))
+            if form_effective in FORCED_FORMS:
+                fields["forced_call"] = forced_call_happened(form_effective, _obj(choice), final.get("output"))
+    event_id = e.data.get("event_id")
+    return Request(
+        session_id=session_id, seq=e.seq, ts=dt.datetime.fromtimestamp(e.ts_us / 1e6, dt.timezone.utc),
+        payload=e.payload, event_id=event_id if isinstance(event_id, str) else None,
+        scope="out-of-band" if conversation == "none" else "default", conversation=conversation,
+        input_kind="absent" if not isinstance(inp, list) else ("items" if inp else "empty"),
+        output_modalities="+".join(map(str, modalities)) if isinstance(modalities, list) else None,
+        tools_count=len(tools) if isinstance(tools, list) else None,
+        metadata=params.get("metadata") if isinstance(params.get("metadata"), dict) else None,
+        model=model, tool_choice=params.get("tool_choice"), form_sent=form_sent,  # type: ignore[arg-type]
+        form_effective=form_effective, forced_name=forced_name, **fields,  # type: ignore[arg-type]
+    )
+
+
+def _frame(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,
+           problems: list[ArchiveProblem]) -> pl.DataFrame:
+    """The match-relevant rows of `source`, sorted by (session_id, seq); ts as epoch microseconds."""
+    if isinstance(source, (str, Path)):
+        sc = scan(source)
+        problems.extend(sc.problems)
+        lazy = sc.frame
+    elif isinstance(source, pa.Table):
+        lazy = pl.from_arrow(source.select(list(MATCH_COLUMNS))).lazy()  # type: ignore[union-attr]
+    else:
+        lazy = source.lazy()
+    return (lazy.filter(pl.col("type").is_in(MATCH_TYPES))
+            .select([pl.col(c) for c in MATCH_COLUMNS])
+            .with_columns(pl.col("ts").dt.epoch("us"))
+            .collect()
+            .sort(["session_id", "seq"]))
+
+
+def match(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,
+          sessions: Iterable[str] | None = None) -> MatchResult:
+    """Match every request of `source` (an archive path, an Arrow table or a polars frame of events)."""
+    result = MatchResult()
+    df = _frame(source, result.problems)
+    if sessions is not None:
+        df = df.filter(pl.col("session_id").is_in(list(sessions)))
+    for (sid,), part in df.group_by(["session_id"], maintain_order=True):
+        evs = [Event(seq, t, d, p, None, None, r, m, ts)
+               for _, seq, ts, m, d, t, _eid, r, p in part.iter_rows()]
+        sm = match_session(evs, sid)  # type: ignore[arg-type]
+        result.requests.extend(sm.requests)
+        result.server_initiated[sid] = sm.server_initiated  # type: ignore[index]
+    return result
+
+
+def requests(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,
+             sessions: Iterable[str] | None = None) -> list[Request]:
+    """The `Request` records of `source`, in (session_id, seq) order."""
+    return match(source, sessions).requests

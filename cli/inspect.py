@@ -1,0 +1,190 @@
+"""`rtreplay sessions`, `show`, `state` and `import`: look inside an archive, and add JSONL logs to one."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+import polars as pl
+
+from rtreplay.analyzer.state import load
+from rtreplay.recorder.importer import ImportFailed, import_jsonl
+from rtreplay.analyzer.state.match import match
+from rtreplay.analyzer.state.reduce import AnomalyError
+from rtreplay.analyzer.state.session import SessionState
+from rtreplay.analyzer.state.timeline import format_ts, seq_of_response, state_at, timeline
+from rtreplay.recorder.archive import ArchiveError, archive_files
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
+                      help="Output format.")
+
+
+def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1, default=str))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        if not rows:
+            click.echo("(none)")
+            return
+        cols = list(rows[0])
+        width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+        click.echo("  ".join(c.ljust(width[c]) for c in cols))
+        for r in rows:
+            click.echo("  ".join(str(r[c]).ljust(width[c]) for c in cols))
+
+
+def _problems(problems: list) -> None:
+    for p in problems:
+        click.echo(f"warning: {p}", err=True)
+
+
+@click.command("sessions")
+@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@FORMAT
+def sessions(archive_path: Path, fmt: str) -> None:
+    """One row per session: start, duration, model, events, requests, failures.
+
+    \b
+    Example:
+      rtreplay sessions logs/
+    """
+    try:
+        if not archive_files(archive_path)[0]:
+            raise ArchiveError(f"{archive_path}: no archive files here (expected events/**/*.parquet or journal/*.arrows)")
+        sc = load.scan(archive_path)
+        result = match(archive_path)
+    except ArchiveError as exc:
+        raise click.ClickException(str(exc)) from None
+    _problems(sc.problems)
+    stats = (sc.frame.group_by("session_id")
+             .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), pl.len().alias("events"))
+             .sort("session_id").collect())
+    by_session: dict[str, list] = {}
+    for r in result.requests:
+        by_session.setdefault(r.session_id, []).append(r)
+    models = dict(sc.frame.filter(pl.col("type").is_in(["session.created", "session.updated"]))
+                  .group_by("session_id").agg(pl.col("payload").last()).collect().iter_rows())
+    rows = []
+    for sid, start, end, n in stats.iter_rows():
+        reqs = by_session.get(sid, [])
+        model = next((r.model for r in reqs if r.model), None)
+        if model is None and sid in models:
+            model = (json.loads(models[sid]).get("session") or {}).get("model")
+        outcomes = Counter(r.outcome for r in reqs)
+        rows.append({"session": sid, "start": start.isoformat(timespec="seconds"),
+                     "duration_s": round((end - start).total_seconds(), 1), "model": model, "events": n,
+                     "requests": len(reqs), "failures": outcomes["failed"], "rejected": outcomes["rejected"]})
+    _emit(rows, fmt)
+
+
+def _session(archive_path: Path, session_id: str) -> list:
+    problems: list = []
+    try:
+        table = load.read_session(archive_path, session_id, problems)
+    except ArchiveError as exc:
+        raise click.ClickException(str(exc)) from None
+    _problems(problems)
+    return load.session_events(table)
+
+
+@click.command("show")
+@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@click.argument("session_id", metavar="SESSION")
+@click.option("--all", "show_all", is_flag=True, help="One line per event (deltas and appends not collapsed).")
+@FORMAT
+def show(archive_path: Path, session_id: str, show_all: bool, fmt: str) -> None:
+    """A readable timeline of one session (runs of deltas and audio appends collapsed).
+
+    \b
+    Example:
+      rtreplay show logs/ 20260901T080000000000-ab12cd
+    """
+    events = _session(archive_path, session_id)
+    rows = [{"seq": seq, "time": format_ts(e.ts_us), "dir": e.direction, "events": n, "what": text}
+            for seq, e, text, n in timeline(events, collapse=not show_all)]
+    if fmt != "text":
+        _emit(rows, fmt)
+        return
+    arrows = {"client": "→", "server": "←", "proxy": "·"}
+    for r in rows:
+        click.echo(f"{r['seq']:>7}  {r['time']}  {arrows.get(r['dir'], '?')} {r['what']}")
+
+
+def _transcript(state: SessionState) -> str:
+    lines = []
+    for item in state.conversation():
+        who = item.fields.get("role") or item.fields.get("type")
+        status = item.fields.get("status")
+        lines.append(f"[{item.id}] {who}{'' if status in (None, 'completed') else f' ({status})'}: {item.text()}")
+    if state.input_audio:
+        lines.append(f"(input audio buffer: {len(state.input_audio_bytes())} bytes not committed)")
+    for a in state.anomalies:
+        lines.append(f"anomaly at {a.seq} ({a.type}): {a.kind}: {a.message}")
+    return "\n".join(lines) or "(empty conversation)"
+
+
+@click.command("state")
+@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@click.argument("session_id", metavar="SESSION")
+@click.option("--at", "at_seq", type=int, help="State just after the event with this seq.")
+@click.option("--before", "before_response", metavar="RESPONSE_ID",
+              help="State just before the request that started this response.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--audio", is_flag=True, help="Include audio as base64 in JSON output.")
+@click.option("--strict", is_flag=True, help="Fail on the first anomaly in the stream.")
+def state(archive_path: Path, session_id: str, at_seq: int | None, before_response: str | None, fmt: str,
+          audio: bool, strict: bool) -> None:
+    """The conversation as it stood at one moment: a transcript, or `--format json` items.
+
+    \b
+    Examples:
+      rtreplay state logs/ SESSION --at 1200
+      rtreplay state logs/ SESSION --before resp_abc123 --format json
+    """
+    if (at_seq is None) == (before_response is None):
+        raise click.UsageError("give exactly one of --at SEQ or --before RESPONSE_ID")
+    events = _session(archive_path, session_id)
+    if before_response is not None:
+        seq = seq_of_response(events, before_response)
+        if seq is None:
+            raise click.ClickException(f"no response {before_response!r} in session {session_id}")
+        at_seq = seq - 1
+    try:
+        st = state_at(events, at_seq, session_id, strict=strict)  # type: ignore[arg-type]
+    except AnomalyError as exc:
+        raise click.ClickException(f"anomaly (strict mode): {exc}") from None
+    if fmt == "json":
+        click.echo(json.dumps(st.to_json(with_audio=audio), indent=1, default=str))
+    else:
+        click.echo(_transcript(st))
+
+
+@click.command("import")
+@click.argument("src", metavar="FILE.jsonl", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Archive root to write to.")
+@click.option("--session-id", help="Session id to use (default: derived from the first timestamp).")
+def import_(src: Path, out: Path, session_id: str | None) -> None:
+    """Add a JSONL event log (one event per line; optional `direction`, `timestamp`) to an archive.
+
+    \b
+    Example:
+      rtreplay import webrtc-events.jsonl --out logs/
+    """
+    try:
+        done = import_jsonl(src, out, session_id)
+    except ImportFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    note = f" ({done.invalid_lines} lines were not JSON events; kept as invalid.json)" if done.invalid_lines else ""
+    click.echo(f"imported {done.events} events as session {done.session_id} -> {done.path}{note}")
+

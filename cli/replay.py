@@ -1,0 +1,215 @@
+"""`rtreplay replay`: replay recorded requests against their recorded contexts (rtreplay.analyzer.replay.run)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+
+import click
+
+from rtreplay.analyzer.state import load
+from rtreplay.analyzer.state.request import FORMS, OUTCOMES
+from rtreplay.analyzer.replay.run import (SCOPES, Job, ReplayError, ReplayReport, Result, Selection, Tally, is_loopback,
+                             plan_jobs, run_jobs, select, summarize, targets)
+from rtreplay.analyzer.replay.plan import PlanError, variants
+from rtreplay.analyzer.report.tool_choice import interval_text, pct
+from rtreplay.recorder.archive import ArchiveError
+
+
+@click.command()
+@click.argument("archive", type=click.Path(exists=True, path_type=Path))
+@click.option("--target", metavar="URL|sim",
+              help="Where to replay: a ws(s):// base URL, or `sim` for the built-in simulator "
+                   "[default: each session's recorded upstream].")
+@click.option("--sim-faults", default="none", show_default=True, metavar="PROFILE",
+              help="With --target sim: fault profile name or file (e.g. seed-oob-forced-function).")
+@click.option("--session", "sessions", multiple=True, metavar="ID", help="Only requests of this session (repeatable).")
+@click.option("--response-id", "response_ids", multiple=True, metavar="ID", help="Only the request that got this response (repeatable).")
+@click.option("--failed", is_flag=True, help="Only requests whose recorded outcome is `failed`.")
+@click.option("--form", "forms", multiple=True, type=click.Choice(FORMS), help="Only this tool_choice form as sent (repeatable).")
+@click.option("--where", metavar="SQL", help="Only requests matching this SQL condition over the `requests` view.")
+@click.option("--scope", type=click.Choice(SCOPES), default="out-of-band", show_default=True,
+              help="Out-of-band requests (conversation: none), default-conversation ones, or all.")
+@click.option("--vary", multiple=True, metavar="FIELD=V1,V2",
+              help="Also send with this field changed, once per value: tool_choice=recorded,required,auto,none,"
+                   "function:NAME or conversation=auto,none (repeatable).")
+@click.option("--set", "sets", multiple=True, metavar="response.FIELD=JSON", help="One more variant with FIELD set to JSON (repeatable).")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1), help="Replays per request and variant.")
+@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1), help="Replay sessions at once.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S", help="At most this many replay sessions started per second.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Seconds per replay session.")
+@click.option("--record", type=click.Path(file_okay=False, path_type=Path), help="Record the replay sessions into this archive.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, metavar="NAME",
+              help="Environment variable holding the API key (sent as a Bearer header, never recorded).")
+@click.option("--dry-run", is_flag=True, help="Print the exact client events each replay would send, and stop.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json", "csv"]), default="markdown", show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask before replaying against a non-loopback target.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="Progress bar on stderr [default: when stderr is a terminal].")
+def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[str, ...], response_ids: tuple[str, ...],
+           failed: bool, forms: tuple[str, ...], where: str | None, scope: str, vary: tuple[str, ...],
+           sets: tuple[str, ...], repeat: int, concurrency: int, rate: float | None, timeout: float,
+           record: Path | None, api_key_env: str, dry_run: bool, fmt: str, yes: bool, show_progress: bool | None) -> None:
+    """Replay recorded requests in their recorded contexts, as recorded and with one thing changed.
+
+    Each selected response.create (out-of-band ones by default) is sent again on a fresh session: the
+    recorded session config, then the conversation as it stood just before it (item ids kept), then the
+    request itself — once per variant, --repeat times. The report gives, per variant, outcome counts and
+    the failure rate with its 95% interval beside the original outcomes, and what could not be reproduced
+    exactly (docs/replay.md).
+
+    \b
+    Example:
+      rtreplay replay logs/ --target sim --sim-faults seed-oob-forced-function \\
+          --failed --vary tool_choice=required,auto --repeat 5 --record replays/
+    """
+    try:
+        chosen = variants(vary, sets)
+        for problem in load.scan(archive).problems:  # files skipped or only partly read: say which
+            click.echo(f"warning: {problem}", err=True)
+        requests = select(archive, Selection(sessions, response_ids, failed, forms, where, scope))
+        if not requests:
+            raise ReplayError(f"{archive}: no recorded request matches (out-of-band only unless --scope all)")
+        jobs = plan_jobs(archive, requests, chosen, repeat)
+        urls = None if target == "sim" else targets(jobs, target)
+    except (ReplayError, PlanError, ArchiveError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if dry_run:
+        click.echo(render_plans(jobs, urls, fmt), nl=False)
+        return
+    remote = sorted({u for u in urls or [] if not is_loopback(u)})
+    key = os.environ.get(api_key_env)
+    if remote and not key:
+        raise click.ClickException(f"replaying against {', '.join(remote)} needs an API key: set {api_key_env}")
+    if remote and not yes:
+        click.confirm(f"Replay {len({j.request.request_id for j in jobs})} requests in {len(jobs)} new sessions "
+                      f"against {', '.join(remote)}? This spends tokens", abort=True, err=True)
+    headers = [("Authorization", f"Bearer {key}")] if key else []
+    enabled = sys.stderr.isatty() if show_progress is None else show_progress
+    with _progress(enabled, len(jobs)) as advance:
+        results = asyncio.run(_run(jobs, urls, sim_faults, record=record, concurrency=concurrency, rate=rate,
+                                   timeout=timeout, headers=headers, on_done=lambda _r: advance()))
+    report = summarize(results)
+    click.echo(RENDERERS[fmt](report), nl=False)
+    if all(r.answer.outcome == "unfinished" for r in results):
+        raise click.ClickException("no replay got an answer: " + "; ".join(report.details[:3]))
+
+
+async def _run(jobs: Sequence[Job], urls: list[str] | None, sim_faults: str, **options: object) -> list[Result]:
+    async with _simulator(urls is None, sim_faults) as sim_url:
+        return await run_jobs(jobs, urls or [sim_url] * len(jobs), **options)  # type: ignore[arg-type]
+
+
+@contextlib.asynccontextmanager
+async def _simulator(wanted: bool, faults: str) -> AsyncIterator[str]:
+    if not wanted:
+        yield ""
+        return
+    from rtreplay.simulator.server import serve
+
+    try:
+        async with serve(faults=faults) as sim:
+            yield sim.url
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(f"--sim-faults {faults}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    with bar:
+        task = bar.add_task("replay", total=total)
+        yield lambda: bar.advance(task)
+
+
+# --- output ---------------------------------------------------------------------------------------------
+
+def render_plans(jobs: Sequence[Job], urls: Sequence[str] | None, fmt: str) -> str:
+    """The plans once per (request, variant): JSON lines under `#` headers, or one JSON document."""
+    firsts: dict[tuple[str, str], tuple[Job, str]] = {}
+    repeats: Counter[tuple[str, str]] = Counter()
+    for i, job in enumerate(jobs):
+        key = (job.request.request_id, job.variant.name)
+        firsts.setdefault(key, (job, urls[i] if urls else "sim"))
+        repeats[key] += 1
+    if fmt == "json":
+        return json.dumps([{"request_id": rid, "variant": name, "model": job.plan.model, "target": url,
+                            "repeat": repeats[rid, name], "events": list(job.plan.events),
+                            "notes": [vars(n) for n in job.plan.notes]}
+                           for (rid, name), (job, url) in firsts.items()], indent=2) + "\n"
+    out = []
+    for (rid, name), (job, url) in firsts.items():
+        out.append(f"# request {rid} variant {name} model {job.plan.model} target {url} x{repeats[rid, name]}")
+        out.extend(job.plan.lines())
+        out.extend(f"# note {n.kind}{' ' + n.item_id if n.item_id else ''}: {n.message}" for n in job.plan.notes)
+    return "\n".join(out) + "\n"
+
+
+def _rate(t: Tally) -> str:
+    return f"{pct(t.failure_rate)} ({interval_text(t.interval)})" if t.interval else "n/a"
+
+
+def render_markdown(report: ReplayReport) -> str:
+    lines = ["| variant | replays | " + " | ".join(OUTCOMES) + " | failure rate (95% CI) | original: requests, "
+             "failed, rate (95% CI) | forced call | errors |",
+             "|" + "---|" * (len(OUTCOMES) + 6)]
+    for row in report.rows:
+        o = row.original
+        forced = f"{row.forced[0]}/{row.forced[1]}" if row.forced else ""
+        errors = "; ".join(f"{k} ×{n}" for k, n in row.errors.items())
+        lines.append(f"| {row.variant} | {row.replayed.total} | "
+                     + " | ".join(str(row.replayed.outcomes[x]) for x in OUTCOMES)
+                     + f" | {_rate(row.replayed)} | {o.total}, {o.outcomes['failed']}, {_rate(o)} | {forced} | {errors} |")
+    if report.notes:
+        lines += ["", "Fidelity notes (what the replay could not reproduce exactly):", ""]
+        lines += [f"- `{n.kind}` ({n.requests} requests): {n.example}" for n in report.notes]
+    if report.setup_errors:
+        lines += ["", f"{report.setup_errors} replays got an error while their context was recreated."]
+    if report.details:
+        lines += ["", "Unfinished replays: " + "; ".join(report.details)]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(report: ReplayReport) -> str:
+    doc = {
+        "variants": [{"variant": r.variant, "replayed": r.replayed.as_json(), "original": r.original.as_json(),
+                      "errors": r.errors, "forced_call": {"happened": r.forced[0], "of": r.forced[1]} if r.forced else None}
+                     for r in report.rows],
+        "requests": list(report.per_request),
+        "fidelity_notes": [{"kind": n.kind, "requests": n.requests, "example": n.example} for n in report.notes],
+        "setup_errors": report.setup_errors,
+        "unfinished_details": list(report.details),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def render_csv(report: ReplayReport) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["variant", "replays", *OUTCOMES, "failure_rate", "ci_low", "ci_high", "original_requests",
+                     "original_failed", "original_failure_rate", "forced_happened", "forced_of", "errors"])
+    for r in report.rows:
+        ci = r.replayed.interval or ("", "")
+        writer.writerow([r.variant, r.replayed.total, *(r.replayed.outcomes[o] for o in OUTCOMES),
+                         "" if r.replayed.failure_rate is None else r.replayed.failure_rate, *ci,
+                         r.original.total, r.original.outcomes["failed"],
+                         "" if r.original.failure_rate is None else r.original.failure_rate,
+                         *(r.forced or ("", "")), "; ".join(f"{k} x{n}" for k, n in r.errors.items())])
+    return out.getvalue()
+
+
+RENDERERS: dict[str, Callable[[ReplayReport], str]] = {"markdown": render_markdown, "json": render_json, "csv": render_csv}

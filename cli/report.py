@@ -1,0 +1,137 @@
+"""`rtreplay analyze`: the failure report by tool_choice form (library: rtreplay.analyzer.report.tool_choice, rtreplay.analyzer.report.render*)."""
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rtreplay.analyzer.state.request import Request
+from rtreplay.analyzer.state.reduce import collector_paused
+from rtreplay.analyzer.report.render import render_csv, render_json, render_markdown, render_table
+from rtreplay.analyzer.report.html import render_html
+from rtreplay.analyzer.report.tool_choice import SPLIT_HELP, Filters, ReportError, build_report, parse_splits, parse_time
+from rtreplay.analyzer.report.timelines import load_timelines, session_of
+from rtreplay.recorder.archive import ArchiveError, archive_files
+
+FORMATS = {"json": render_json, "csv": render_csv, "markdown": render_markdown}
+
+
+BATCHES = 100  # progress steps; files are matched in this many batches of whole sessions
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
+    """A function advancing a progress bar on stderr by a number of files (a no-op when disabled)."""
+    if not enabled:
+        yield lambda _n: None
+        return
+    console = Console(stderr=True)
+    # On a terminal the bar disappears when done; elsewhere (a log file) its final state is written once.
+    bar = Progress(TextColumn("reading archive"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                   TimeElapsedColumn(), console=console, transient=console.is_terminal)
+    with bar:
+        task = bar.add_task("read", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _session_batches(files: list[Path]) -> list[list[Path]]:
+    """Files in about `BATCHES` batches, the parts of one session always in the same batch."""
+    by_session: dict[str, list[Path]] = defaultdict(list)
+    for f in files:
+        by_session[session_of(f)].append(f)
+    groups = list(by_session.values())
+    size = max(1, -(-len(groups) // BATCHES))
+    return [[f for g in groups[i:i + size] for f in g] for i in range(0, len(groups), size)]
+
+
+def load_requests(root: Path, sessions: Sequence[str], show_progress: bool | None) -> tuple[list[Request], list[str]]:
+    """Requests of the archive at `root` (only `sessions` if given) and the problems met reading it.
+
+    Files are scanned and matched batch by batch (whole sessions per batch), which drives the progress
+    bar; only the rows matching needs are read (rtreplay.analyzer.state.match), so memory follows the number of requests.
+    """
+    files, skipped = archive_files(root)
+    if not files:
+        raise ArchiveError(f"{root}: no archive files here (expected events/**/*.parquet or journal/*.arrows); "
+                           "record some with `rtreplay proxy --out DIR`")
+    from rtreplay.analyzer.state import load, match  # imported late: the report itself reads no archive
+
+    found: list[Request] = []
+    problems = [str(p) for p in skipped]
+    enabled = sys.stderr.isatty() if show_progress is None else show_progress
+    with _progress(enabled, len(files)) as advance, collector_paused():
+        for batch in _session_batches(files):
+            frames = []
+            for f in batch:
+                scanned = load.scan(f)
+                problems += [str(p) for p in scanned.problems]
+                frames.append(scanned.frame)
+            result = match.match(pl.concat(frames, how="vertical"), sessions=list(sessions) or None)
+            found += result.requests
+            problems += [str(p) for p in result.problems]
+            advance(len(batch))
+    return found, problems
+
+
+@click.command()
+@click.argument("archive", type=click.Path(path_type=Path))
+@click.option("--by", "by", multiple=True, metavar="SPLITS",
+              help=f"Split groups by these (comma-separated; replace the default `scope`, or add with a leading +): "
+                   f"{SPLIT_HELP}; `none` for no split.")
+@click.option("--session", "sessions", multiple=True, metavar="ID", help="Only this session (repeatable).")
+@click.option("--since", metavar="TIME", help="Only requests at or after this ISO date/time (UTC).")
+@click.option("--until", metavar="TIME", help="Only requests before this ISO date/time (UTC).")
+@click.option("--oob-only", is_flag=True, help="Only out-of-band requests (conversation: none).")
+@click.option("--format", "fmt", type=click.Choice(["table", *FORMATS]), default="table", show_default=True,
+              help="What to print on stdout.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a self-contained HTML page with charts and the failed requests' timelines.")
+@click.option("--timelines", default=50, show_default=True, metavar="N",
+              help="Failed requests whose event excerpt goes into the HTML page.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="Progress bar on stderr [default: when stderr is a terminal].")
+def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since: str | None, until: str | None,
+            oob_only: bool, fmt: str, html_path: Path | None, timelines: int, show_progress: bool | None) -> None:
+    """Failure rates by tool_choice form, split by out-of-band vs default conversation.
+
+    Counts per form every client response.create in ARCHIVE by outcome (completed, failed, cancelled,
+    incomplete, rejected, unfinished), with the failure rate and its 95% Wilson interval, the top errors
+    and, for forced forms, how often the forced call happened; a headline says which form fails most.
+    JSON output is documented in docs/report.md.
+
+    \b
+    Examples:
+      rtreplay analyze logs/
+      rtreplay analyze logs/ --by +model --oob-only --format json
+      rtreplay analyze logs/ --since 2026-03-01 --html report.html
+    """
+    try:
+        splits = parse_splits(by)
+        filters = Filters(tuple(sessions), parse_time(since) if since else None,
+                          parse_time(until) if until else None, oob_only)
+        requests, problems = load_requests(archive, sessions, show_progress)
+        report = build_report(requests, splits, filters, source=str(archive), problems=problems)
+        if html_path is not None:
+            excerpts = load_timelines(archive, report.failed, limit=timelines) if timelines > 0 else {}
+            html_path.write_text(render_html(report, excerpts), encoding="utf-8")
+    except (ReportError, ArchiveError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or archive}: {exc.strerror or exc}") from None
+    for problem in problems:
+        click.echo(f"warning: {problem}", err=True)
+    if fmt == "table":
+        # Piped output is not cut to Rich's 80-column default: the table needs ~100.
+        out = Console(highlight=False)
+        render_table(report, out if out.is_terminal else Console(highlight=False, width=120))
+    else:
+        click.echo(FORMATS[fmt](report), nl=False)
+    if html_path is not None:
+        click.echo(f"wrote {html_path}", err=True)

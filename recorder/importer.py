@@ -1,0 +1,111 @@
+"""`rtreplay import`: a JSONL event log (one event per line) into an archive session.
+
+For apps that cannot sit behind the proxy (e.g. WebRTC, where events travel on a data channel). Each line is
+either an event object (`{"type": …}`), optionally with extra top-level `direction` ("client"|"server")
+and `timestamp` (ISO 8601, or epoch seconds/milliseconds) fields, or a wrapper
+`{"direction": …, "timestamp": …, "event": {…}}`. The extra fields are removed from the recorded payload.
+Without `direction`, the type decides (client event types are known); without `timestamp`, events are
+spaced 1 ms apart after the previous one. Lines go through the recorder's core, so imported events get
+the same field extraction, redaction and audio split as proxied ones; a line that is not JSON is kept as
+an `invalid.json` record, like the proxy does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from rtreplay.recorder import archive
+from rtreplay.recorder.core import SessionRecorder
+from rtreplay.recorder.schema import CLIENT, INVALID_JSON, SERVER, new_session_id
+from rtreplay.recorder.writer import records_to_batch
+
+CLIENT_TYPES = frozenset({
+    "session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",
+    "conversation.item.create", "conversation.item.retrieve", "conversation.item.truncate",
+    "conversation.item.delete", "response.create", "response.cancel", "output_audio_buffer.clear",
+    "transcription_session.update",
+})
+
+
+class ImportFailed(Exception):
+    """The input file cannot be imported at all (missing, empty)."""
+
+
+@dataclass
+class Imported:
+    session_id: str
+    path: Path
+    events: int
+    invalid_lines: int
+
+
+def _timestamp_ns(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        scale = 1e6 if value > 1e12 else 1e9  # milliseconds or seconds since the epoch
+        return int(value * scale)
+    if isinstance(value, str):
+        try:
+            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.timezone.utc)
+        return int(t.timestamp() * 1e9)
+    return None
+
+
+def _split(line: str) -> tuple[str, str | None, int | None]:
+    """(event text to record, direction, timestamp ns) of one line."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line, None, None
+    if not isinstance(obj, dict):
+        return line, None, None
+    direction = obj.get("direction") if obj.get("direction") in (CLIENT, SERVER) else None
+    ts = _timestamp_ns(obj.get("timestamp"))
+    if isinstance(obj.get("event"), dict) and "type" not in obj:
+        return orjson.dumps(obj["event"]).decode(), direction, ts
+    if "direction" in obj or "timestamp" in obj:
+        obj = {k: v for k, v in obj.items() if k not in ("direction", "timestamp")}
+        return orjson.dumps(obj).decode(), direction, ts
+    return line, direction, ts
+
+
+def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Imported:
+    """Write the events of `src` as one session of the archive at `out`."""
+    src = Path(src)
+    try:
+        lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFailed(f"{src}: cannot read ({exc})") from exc
+    if not lines:
+        raise ImportFailed(f"{src}: no events (expected one JSON event per line)")
+    parsed = [_split(ln) for ln in lines]
+    first_ts = next((ts for _, _, ts in parsed if ts is not None), int(src.stat().st_mtime * 1e9))
+    sid = session_id or new_session_id(first_ts)
+    rec = SessionRecorder(sid)
+    rows = [rec.open({"source": "import", "file": src.name, "headers": []}, 0, first_ts)]
+    wall = first_ts
+    invalid = 0
+    for text, direction, ts in parsed:
+        wall = ts if ts is not None else wall + 1_000_000
+        if direction is None:
+            try:
+                kind = orjson.loads(text).get("type")
+            except (orjson.JSONDecodeError, AttributeError):
+                kind = None
+            direction = CLIENT if kind in CLIENT_TYPES else SERVER
+        record = rec.message(direction, text.encode("utf-8"), True, wall - first_ts, wall)
+        invalid += record[5] == INVALID_JSON
+        rows.append(record)
+    table = pa.Table.from_batches([records_to_batch(rows)])
+    path = archive.write_parquet(table, archive.parquet_path(Path(out), sid))
+    return Imported(sid, path, len(rows), invalid)

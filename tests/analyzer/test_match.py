@@ -1,0 +1,87 @@
+"""Request/outcome matching per docs/definitions.md, on hand-written sessions and a generated archive."""
+from __future__ import annotations
+
+import collections
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtreplay.analyzer.state.match import match_session, requests, tool_choice_form
+from events_factory import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import generate_archive  # noqa: E402
+
+
+@pytest.mark.parametrize("present,value,form", [
+    (False, None, "absent"), (True, None, "invalid"), (True, "auto", "auto"), (True, "none", "none"),
+    (True, "required", "required"), (True, {"type": "function", "name": "f"}, "function"),
+    (True, {"type": "mcp", "server_label": "crm"}, "mcp"), (True, {"type": "function", "function": {"name": "f"}}, "invalid"),
+    (True, "any", "invalid"), (True, {"type": "mcp"}, "invalid"),
+])
+def test_tool_choice_forms(present, value, form) -> None:
+    assert tool_choice_form(present, value) == form
+
+
+def test_rules_of_matching() -> None:
+    s = Session()
+    s.ev({"type": "proxy.open", "query": "model=gpt-realtime-mini"}, direction="proxy")
+    s.session_created(tool_choice="required", model="gpt-realtime")
+    # a server-initiated response first (nobody waiting)
+    s.response("r0", "i0", None)
+    # 1: forced function, out-of-band, fails with server_error (the seed report)
+    s.client({"type": "response.create", "event_id": "c1", "response": {
+        "conversation": "none", "tool_choice": {"type": "function", "name": "ret"}, "metadata": {"m": "1"},
+        "output_modalities": ["text"], "tools": [{}], "input": []}})
+    s.response("r1", "o1", None, oob=True, status="failed", metadata={"m": "1"},
+               details={"type": "failed", "error": {"type": "server_error"}})
+    # 2: nested form rejected by event_id; 3: rejected in order without event_id
+    s.client({"type": "response.create", "event_id": "c2", "response": {"tool_choice": {"type": "function", "function": {"name": "ret"}}}})
+    s.client({"type": "response.create"})
+    s.ev({"type": "error", "error": {"type": "invalid_request_error", "code": "conversation_already_has_active_response", "event_id": None}})
+    s.ev({"type": "error", "error": {"type": "invalid_request_error", "code": "missing_required_parameter", "event_id": "c2"}})
+    # 4: absent form takes the session's `required`; the forced call happens
+    s.client({"type": "response.create", "response": {}})
+    s.response("r4", "f4", None, function="lookup")
+    # 5: asked, created, never done
+    s.client({"type": "response.create", "response": {"conversation": "none"}})
+    s.ev({"type": "response.created", "response": {"id": "r5", "status": "in_progress", "conversation_id": None}})
+    # 6: never answered
+    s.client({"type": "response.create"})
+    sm = match_session(s.events, "S")
+    assert sm.server_initiated == ["r0"]
+    r1, r2, r3, r4, r5, r6 = sm.requests
+    assert (r1.scope, r1.form_sent, r1.outcome, r1.error_type, r1.confidence, r1.forced_call, r1.forced_name) == (
+        "out-of-band", "function", "failed", "server_error", "metadata", False, "ret")
+    assert (r1.input_kind, r1.output_modalities, r1.tools_count, r1.model, r1.response_id) == ("empty", "text", 1, "gpt-realtime", "r1")
+    assert (r2.form_sent, r2.outcome, r2.error_code, r2.confidence, r2.forced_call) == (
+        "invalid", "rejected", "missing_required_parameter", "event_id", None)
+    assert (r3.form_sent, r3.form_effective, r3.outcome, r3.error_code, r3.confidence) == (
+        "absent", "required", "rejected", "conversation_already_has_active_response", "order")
+    assert (r4.form_sent, r4.form_effective, r4.outcome, r4.forced_call, r4.confidence) == (
+        "absent", "required", "completed", True, "order")
+    assert (r5.outcome, r5.response_id, r5.done_seq) == ("unfinished", "r5", None)
+    assert (r6.outcome, r6.answer_seq, r6.confidence) == ("unfinished", None, None)
+    assert r1.request_id == f"S:{r1.seq}" and r1.latency_ms > 0
+
+
+def test_model_falls_back_to_the_proxy_open_query() -> None:
+    s = Session()
+    s.ev({"type": "proxy.open", "path": "/v1/realtime", "query": "model=gpt-realtime-mini"}, direction="proxy")
+    s.client({"type": "response.create"})
+    (r,) = match_session(s.events, "S").requests
+    assert (r.model, r.form_effective) == ("gpt-realtime-mini", "auto")
+
+
+def test_generated_archive_matches_its_expected_counts(tmp_path) -> None:
+    out = tmp_path / "arch"
+    expected = generate_archive.generate(out, 30_000, seed=3, minutes=3)
+    reqs = requests(out)
+    got = collections.Counter((r.form_sent, r.scope, r.outcome) for r in reqs)
+    assert got == {(c["form_sent"], c["scope"], c["outcome"]): c["n"] for c in expected["counts"]}
+    forced = collections.Counter((r.form_sent, r.scope, r.forced_call) for r in reqs
+                                 if r.form_sent in ("required", "function", "mcp") and r.outcome not in ("rejected", "unfinished"))
+    assert forced == {(c["form_sent"], c["scope"], c["forced_call"]): c["n"] for c in expected["forced_call"]}
+    assert json.loads(generate_archive.sidecar_path(out).read_text())["events"] >= 30_000

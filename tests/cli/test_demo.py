@@ -1,0 +1,40 @@
+"""`rtreplay demo` runs the whole loop offline and its report shows the injected failure pattern."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from rtreplay.cli import cli
+from rtreplay.simulator.demo_app import OOB_FORMS
+
+
+def test_demo_reports_and_replays_the_seed_failure(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--conversations", "10", "--repeat", "2"])
+    assert result.exit_code == 0, result.output
+    # The headline names the forced-function form as the failing one, with its exact count.
+    assert "form `function` failed 100% (10/10" in result.output
+    # The replay reproduces the failure as recorded and clears it with tool_choice=required.
+    rows = {line.split("|")[1].strip(): line for line in result.output.splitlines() if line.startswith("| ")}
+    assert "| 20 | 0 | 20 |" in rows["recorded"]
+    assert "| 20 | 20 | 0 |" in rows["tool_choice=required"]
+
+    # The archive it wrote answers the same question through `analyze --format json`.
+    report = json.loads(CliRunner().invoke(cli, ["analyze", str(out / "logs"), "--format", "json"]).output)
+    oob = {g["form"]: g for g in report["groups"] if g["split"].get("scope") == "out-of-band"}
+    assert set(oob) == set(OOB_FORMS)
+    assert oob["function"]["failed"] == 10 and oob["function"]["requests"] == 10
+    assert oob["invalid"]["rejected"] == 10
+    assert all(oob[f]["failed"] == 0 for f in OOB_FORMS if f != "function")
+    # Re-running into the same directory replaces the previous demo.
+    again = CliRunner().invoke(cli, ["demo", "--out", str(out), "--conversations", "1", "--repeat", "1"])
+    assert again.exit_code == 0, again.output
+
+
+def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "not made by `rtreplay demo`" in result.output
+    assert (tmp_path / "precious.txt").exists()
