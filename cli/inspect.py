@@ -17,7 +17,8 @@ from rtreplay.analyzer.state.match import match
 from rtreplay.analyzer.state.reduce import AnomalyError
 from rtreplay.analyzer.state.session import SessionState
 from rtreplay.analyzer.state.timeline import format_ts, seq_of_response, state_at, timeline
-from rtreplay.recorder.archive import ArchiveError, archive_files
+from rtreplay.recorder.archive import ArchiveError
+from rtreplay.recorder.store import Archive
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
                       help="Output format.")
@@ -60,10 +61,11 @@ def sessions(archive_path: Path, fmt: str) -> None:
       rtreplay sessions logs/
     """
     try:
-        if not archive_files(archive_path)[0]:
+        arc = Archive.open(archive_path)
+        if not arc.files:
             raise ArchiveError(f"{archive_path}: no archive files here (expected events/**/*.parquet or journal/*.arrows)")
-        sc = load.scan(archive_path)
-        result = match(archive_path)
+        sc = load.scan(arc)
+        result = match(arc)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
     _problems(sc.problems)
@@ -91,7 +93,7 @@ def sessions(archive_path: Path, fmt: str) -> None:
 def _session(archive_path: Path, session_id: str) -> list:
     problems: list = []
     try:
-        table = load.read_session(archive_path, session_id, problems)
+        table = load.read_session(Archive.open(archive_path), session_id, problems)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
     _problems(problems)

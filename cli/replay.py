@@ -21,6 +21,7 @@ from rtreplay.analyzer.replay.run import (SCOPES, Job, ReplayError, ReplayReport
 from rtreplay.analyzer.replay.plan import PlanError, variants
 from rtreplay.analyzer.report.tool_choice import interval_text, pct
 from rtreplay.recorder.archive import ArchiveError
+from rtreplay.recorder.store import Archive
 
 
 @click.command()
@@ -72,12 +73,13 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
     """
     try:
         chosen = variants(vary, sets)
-        for problem in load.scan(archive).problems:  # files skipped or only partly read: say which
+        arc = Archive.open(archive)
+        for problem in load.scan(arc).problems:  # files skipped or only partly read: say which
             click.echo(f"warning: {problem}", err=True)
-        requests = select(archive, Selection(sessions, response_ids, failed, forms, where, scope))
+        requests = select(arc, Selection(sessions, response_ids, failed, forms, where, scope))
         if not requests:
             raise ReplayError(f"{archive}: no recorded request matches (out-of-band only unless --scope all)")
-        jobs = plan_jobs(archive, requests, chosen, repeat)
+        jobs = plan_jobs(arc, requests, chosen, repeat)
         urls = None if target == "sim" else targets(jobs, target)
     except (ReplayError, PlanError, ArchiveError) as exc:
         raise click.ClickException(str(exc)) from None

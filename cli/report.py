@@ -17,8 +17,9 @@ from rtreplay.analyzer.state.reduce import collector_paused
 from rtreplay.analyzer.report.render import render_csv, render_json, render_markdown, render_table
 from rtreplay.analyzer.report.html import render_html
 from rtreplay.analyzer.report.tool_choice import SPLIT_HELP, Filters, ReportError, build_report, parse_splits, parse_time
-from rtreplay.analyzer.report.timelines import load_timelines, session_of
-from rtreplay.recorder.archive import ArchiveError, archive_files
+from rtreplay.analyzer.report.timelines import load_timelines
+from rtreplay.recorder.archive import ArchiveError
+from rtreplay.recorder.store import Archive, ArchiveFile
 
 FORMATS = {"json": render_json, "csv": render_csv, "markdown": render_markdown}
 
@@ -41,41 +42,54 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-def _session_batches(files: list[Path]) -> list[list[Path]]:
-    """Files in about `BATCHES` batches, the parts of one session always in the same batch."""
-    by_session: dict[str, list[Path]] = defaultdict(list)
+BATCH_BYTES = 256 * 1024 * 1024  # a batch's files are held in memory (as read) until matched
+
+
+def _session_batches(files: list[ArchiveFile]) -> list[list[ArchiveFile]]:
+    """Files in about `BATCHES` batches (fewer bytes than `BATCH_BYTES` each, unless one session is
+    bigger), the parts of one session always in the same batch."""
+    by_session: dict[str, list[ArchiveFile]] = defaultdict(list)
     for f in files:
-        by_session[session_of(f)].append(f)
+        by_session[f.session_id].append(f)
     groups = list(by_session.values())
     size = max(1, -(-len(groups) // BATCHES))
-    return [[f for g in groups[i:i + size] for f in g] for i in range(0, len(groups), size)]
+    batches: list[list[ArchiveFile]] = [[]]
+    count = held = 0
+    for g in groups:
+        g_bytes = sum(f.size for f in g)
+        if batches[-1] and (count == size or held + g_bytes > BATCH_BYTES):
+            batches.append([])
+            count = held = 0
+        batches[-1] += g
+        count += 1
+        held += g_bytes
+    return [b for b in batches if b]
 
 
-def load_requests(root: Path, sessions: Sequence[str], show_progress: bool | None) -> tuple[list[Request], list[str]]:
-    """Requests of the archive at `root` (only `sessions` if given) and the problems met reading it.
+def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | None) -> tuple[list[Request], list[str]]:
+    """Requests of an opened archive (only `sessions` if given) and the problems met reading it.
 
-    Files are scanned and matched batch by batch (whole sessions per batch), which drives the progress
-    bar; only the rows matching needs are read (rtreplay.analyzer.state.match), so memory follows the number of requests.
+    Files are read (each once) and matched batch by batch (whole sessions per batch), which drives the
+    progress bar; only the rows matching needs are kept (rtreplay.analyzer.state.match), so memory follows
+    the number of requests.
     """
-    files, skipped = archive_files(root)
-    if not files:
-        raise ArchiveError(f"{root}: no archive files here (expected events/**/*.parquet or journal/*.arrows); "
-                           "record some with `rtreplay proxy --out DIR`")
+    if not arc.files:
+        raise ArchiveError(f"{arc.location}: no archive files here (expected events/**/*.parquet or "
+                           "journal/*.arrows); record some with `rtreplay proxy --out DIR`")
     from rtreplay.analyzer.state import load, match  # imported late: the report itself reads no archive
 
     found: list[Request] = []
-    problems = [str(p) for p in skipped]
+    problems = [str(p) for p in arc.problems]
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(enabled, len(files)) as advance, collector_paused():
-        for batch in _session_batches(files):
-            frames = []
-            for f in batch:
-                scanned = load.scan(f)
-                problems += [str(p) for p in scanned.problems]
-                frames.append(scanned.frame)
-            result = match.match(pl.concat(frames, how="vertical"), sessions=list(sessions) or None)
-            found += result.requests
-            problems += [str(p) for p in result.problems]
+    with _progress(enabled, len(arc.files)) as advance, collector_paused():
+        for batch in _session_batches(arc.files):
+            read: list = []
+            frames = [fr for f in batch if (fr := load.file_frame(arc, f, read)) is not None]
+            problems += [str(p) for p in read]
+            if frames:
+                result = match.match(pl.concat(frames, how="vertical"), sessions=list(sessions) or None)
+                found += result.requests
+                problems += [str(p) for p in result.problems]
             advance(len(batch))
     return found, problems
 
@@ -116,10 +130,11 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
         splits = parse_splits(by)
         filters = Filters(tuple(sessions), parse_time(since) if since else None,
                           parse_time(until) if until else None, oob_only)
-        requests, problems = load_requests(archive, sessions, show_progress)
+        arc = Archive.open(archive)
+        requests, problems = load_requests(arc, sessions, show_progress)
         report = build_report(requests, splits, filters, source=str(archive), problems=problems)
         if html_path is not None:
-            excerpts = load_timelines(archive, report.failed, limit=timelines) if timelines > 0 else {}
+            excerpts = load_timelines(arc, report.failed, limit=timelines) if timelines > 0 else {}
             html_path.write_text(render_html(report, excerpts), encoding="utf-8")
     except (ReportError, ArchiveError) as exc:
         raise click.ClickException(str(exc)) from None

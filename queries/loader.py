@@ -21,7 +21,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rtreplay.recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem, archive_files, read_file
+from rtreplay.recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem
+from rtreplay.recorder.store import Archive, ArchiveFile
 from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
 
 QUERIES_DIR = Path(__file__).parent
@@ -79,12 +80,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def parquet_source(root: Path, files: list[Path] | None = None) -> str:
+def parquet_source(root: Path, files: list[ArchiveFile] | None = None) -> str:
     """The read_parquet() call over an archive: every Parquet file under `root` (or `root` itself), or
     only `files` when given."""
     root = Path(root).resolve()
     pattern = str(root) if root.is_file() else f"{root}/**/*{PARQUET_SUFFIX}"
-    source = _literal(pattern) if files is None else "[" + ", ".join(_literal(str(f.resolve())) for f in files) + "]"
+    listed = ", ".join(_literal(str(Path(f.path).resolve())) for f in files or [])
+    source = _literal(pattern) if files is None else f"[{listed}]"
     return f"read_parquet({source}, hive_partitioning = true, union_by_name = true)"
 
 
@@ -115,8 +117,8 @@ def view_script(archive: str | Path) -> str:
 
     Open journals are not included (see the module docstring); `rtreplay recover` turns them into Parquet.
     """
-    root = Path(archive).resolve()
-    _split_files(root)  # the same checks (and errors) as `connect`
+    _split_files(archive)  # the same checks (and errors) as `connect`
+    root = Path(archive.location if isinstance(archive, Archive) else archive).resolve()
     header = (
         f"-- rtreplay SQL views over {root}\n"
         "-- Run in any DuckDB client (duckdb CLI: .read this file). Finished sessions (Parquet) only;\n"
@@ -125,27 +127,27 @@ def view_script(archive: str | Path) -> str:
     return header + "\n".join(sql for _, sql in _view_statements(events_source(parquet_source(root), False)))
 
 
-def _split_files(root: Path) -> tuple[list[Path], list[Path], list[ArchiveProblem]]:
-    """`root`'s Parquet files, its open journals, and the files skipped (not part of an archive);
-    SqlError when it holds no Parquet file and no journal."""
+def _split_files(source: str | Path | Archive) -> tuple[Archive, list[ArchiveFile], list[ArchiveFile]]:
+    """The opened archive, its Parquet files and its open journals; SqlError when it cannot be listed or
+    holds no Parquet file and no journal."""
     try:
-        files, skipped = archive_files(root)
+        arc = Archive.open(source)
     except ArchiveError as exc:
         raise SqlError(str(exc)) from None
-    parquet = [p for p in files if p.name.endswith(PARQUET_SUFFIX)]
-    journals = [p for p in files if not p.name.endswith(PARQUET_SUFFIX)]
+    parquet = [f for f in arc.files if not f.is_journal]
+    journals = [f for f in arc.files if f.is_journal]
     if not parquet and not journals:
-        raise SqlError(f"{root}: no archive files (no *{PARQUET_SUFFIX} under it and no open journals)")
-    return parquet, journals, skipped
+        raise SqlError(f"{arc.location}: no archive files (no *{PARQUET_SUFFIX} under it and no open journals)")
+    return arc, parquet, journals
 
 
-def _readable_parquet(files: list[Path], problems: list[ArchiveProblem]) -> list[Path]:
+def _readable_parquet(arc: Archive, files: list[ArchiveFile], problems: list[ArchiveProblem]) -> list[ArchiveFile]:
     """The Parquet files whose footer reads and whose schema version this rtreplay understands; the
     others go to `problems` (one bad file must not take the whole archive down with it)."""
     readable = []
     for path in files:
         try:
-            file_schema = pq.read_schema(path)
+            file_schema = pq.read_schema(path.path, filesystem=arc.fs)
             upgrade(file_schema.empty_table(), version_of(file_schema))  # refuses newer versions
         except (pa.ArrowException, OSError, SchemaVersionError) as exc:
             problems.append(ArchiveProblem(str(path), str(exc)))
@@ -154,11 +156,12 @@ def _readable_parquet(files: list[Path], problems: list[ArchiveProblem]) -> list
     return readable
 
 
-def _read_journals(journals: list[Path], on_problem: Callable[[ArchiveProblem], None] | None) -> pa.Table | None:
+def _read_journals(arc: Archive, journals: list[ArchiveFile],
+                   on_problem: Callable[[ArchiveProblem], None] | None) -> pa.Table | None:
     tables = []
     for path in journals:
         try:
-            table, note = read_file(path)
+            table, note = arc.read(path)
         except ArchiveError as exc:
             if on_problem:
                 on_problem(ArchiveProblem(str(path), str(exc).removeprefix(f"{path}: ")))
@@ -170,7 +173,7 @@ def _read_journals(journals: list[Path], on_problem: Callable[[ArchiveProblem], 
 
 
 def connect(
-    archive: str | Path | pa.Table,
+    archive: str | Path | Archive | pa.Table,
     *,
     journals: bool = True,
     on_problem: Callable[[ArchiveProblem], None] | None = None,
@@ -191,15 +194,15 @@ def connect(
     if isinstance(archive, pa.Table):
         parquet, loaded = None, archive
     else:
-        root = Path(archive)
-        parquet_files, journal_files, problems = _split_files(root)
-        readable = _readable_parquet(parquet_files, problems)
+        arc, parquet_files, journal_files = _split_files(archive)
+        problems = list(arc.problems)
+        readable = _readable_parquet(arc, parquet_files, problems)
         for problem in problems if on_problem else []:
             on_problem(problem)  # type: ignore[misc]
-        parquet = parquet_source(root, readable) if readable else None
-        loaded = _read_journals(journal_files, on_problem) if journals else None
+        parquet = parquet_source(Path(arc.location), readable) if readable else None
+        loaded = _read_journals(arc, journal_files, on_problem) if journals else None
         if parquet is None and loaded is None:
-            raise SqlError(f"{root}: no readable archive files (only unreadable or skipped journals)")
+            raise SqlError(f"{arc.location}: no readable archive files (only unreadable or skipped journals)")
     if loaded is not None:
         con.register(LOADED_TABLE, loaded)
     for name, sql in _view_statements(events_source(parquet, loaded is not None), MATERIALIZED):

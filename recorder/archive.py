@@ -14,7 +14,7 @@ Reading never stops at a bad file: each problem is reported with the file's name
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +43,7 @@ class ArchiveProblem:
 
 
 @dataclass
-class Archive:
+class ArchiveTable:
     """Events of an archive, sorted by (session_id, seq), and what could not be read."""
 
     table: pa.Table
@@ -92,22 +92,31 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
 
 def read_journal(path: Path) -> tuple[pa.Table, str | None]:
     """Every complete batch of a journal, and a note if the stream ended mid-batch (a crash)."""
+    try:
+        f = pa.OSFile(str(path), "rb")
+    except OSError as exc:
+        raise ArchiveError(f"{path}: not a readable journal ({exc})") from exc
+    with f:
+        return read_journal_stream(f, str(path))
+
+
+def read_journal_stream(f: pa.NativeFile, name: str) -> tuple[pa.Table, str | None]:
+    """`read_journal` over an open stream; `name` names it in errors."""
     batches: list[pa.RecordBatch] = []
     note = None
     try:
-        with pa.OSFile(str(path), "rb") as f:
-            reader = pa.ipc.open_stream(f)
-            version = version_of(reader.schema)
-            while True:
-                try:
-                    batches.append(reader.read_next_batch())
-                except StopIteration:
-                    break
+        reader = pa.ipc.open_stream(f)
+        version = version_of(reader.schema)
+        while True:
+            try:
+                batches.append(reader.read_next_batch())
+            except StopIteration:
+                break
     except SchemaVersionError:
         raise
     except (pa.ArrowInvalid, OSError) as exc:
         if not batches and "reader" not in locals():
-            raise ArchiveError(f"{path}: not a readable journal ({exc})") from exc
+            raise ArchiveError(f"{name}: not a readable journal ({exc})") from exc
         note = f"journal cut short after {sum(b.num_rows for b in batches)} events ({exc})"
         version = version_of(reader.schema)
     if batches:
@@ -134,58 +143,18 @@ def read_file(path: Path) -> tuple[pa.Table, str | None]:
         raise ArchiveError(f"{path}: not a readable rtreplay Parquet file ({exc})") from exc
 
 
-def archive_files(root: Path) -> tuple[list[Path], list[ArchiveProblem]]:
-    """The Parquet files and open journals under `root` (a directory or one file), in session order.
-
-    A journal whose session already has a Parquet file is skipped: it is a leftover of a crash between
-    the rename and the unlink, and the Parquet file holds the same events.
+def iter_archive(root):  # -> Iterator[tuple[file, pa.Table | None, ArchiveProblem | None]]
+    """Yield (file, table, None) per readable file, (file, None, problem) per unreadable one, for the
+    archive at `root` (a path or an opened `rtreplay.recorder.store.Archive`). Memory holds one file at a time.
     """
-    root = Path(root)
-    if not root.exists():
-        raise ArchiveError(f"{root}: no such file or directory")
-    if root.is_file():
-        return [root], []
-    files: list[Path] = []
-    problems: list[ArchiveProblem] = []
-    finished: set[str] = set()
-    journals: list[Path] = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or p.name.startswith("."):
-            continue
-        if p.name.endswith(PARQUET_SUFFIX):
-            files.append(p)
-            finished.add(p.name[: -len(PARQUET_SUFFIX)].split(".part-")[0])
-        elif p.name.endswith(JOURNAL_SUFFIX):
-            journals.append(p)
-        elif p.name.endswith(TMP_SUFFIX):
-            continue  # a write in progress (or abandoned by a crash): never part of the archive
-        else:
-            problems.append(ArchiveProblem(str(p), "not a Parquet file or journal; skipped"))
-    files += [j for j in journals if j.name[: -len(JOURNAL_SUFFIX)] not in finished]
-    files.sort(key=lambda p: (p.name, str(p)))
-    return files, problems
+    from rtreplay.recorder.store import Archive
+
+    return Archive.open(root).iter()
 
 
-def iter_archive(root: Path) -> Iterator[tuple[Path, pa.Table | None, ArchiveProblem | None]]:
-    """Yield (file, table, None) per readable file, (file, None, problem) per unreadable one.
-
-    Tables of damaged-but-readable files (a journal cut mid-batch) come with their problem too.
-    Memory holds one file at a time.
-    """
-    files, problems = archive_files(root)
-    for problem in problems:
-        yield Path(problem.path), None, problem
-    for path in files:
-        try:
-            table, note = read_file(path)
-        except ArchiveError as exc:
-            yield path, None, ArchiveProblem(str(path), str(exc).removeprefix(f"{path}: "))
-            continue
-        yield path, table, (ArchiveProblem(str(path), note) if note else None)
-
-
-def read_archive(root: Path, sessions: Iterable[str] | None = None) -> Archive:
-    """All events under `root` as one Arrow table sorted by (session_id, seq); problems listed."""
+def read_archive(root, sessions: Iterable[str] | None = None) -> ArchiveTable:
+    """All events under `root` (a path or an opened Archive) as one Arrow table sorted by
+    (session_id, seq); problems listed."""
     wanted = set(sessions) if sessions is not None else None
     tables: list[pa.Table] = []
     problems: list[ArchiveProblem] = []
@@ -197,12 +166,12 @@ def read_archive(root: Path, sessions: Iterable[str] | None = None) -> Archive:
             continue
         if wanted is not None:
             table = table.filter(pc.is_in(table["session_id"], pa.array(sorted(wanted))))
-        files.append(path)
+        files.append(Path(str(path)))
         tables.append(table)
     if not tables:
-        return Archive(EVENT_SCHEMA.empty_table(), problems, files)
+        return ArchiveTable(EVENT_SCHEMA.empty_table(), problems, files)
     table = pa.concat_tables(tables).sort_by([("session_id", "ascending"), ("seq", "ascending")])
-    return Archive(table, problems, files)
+    return ArchiveTable(table, problems, files)
 
 
 def finalize_journal(journal: Path, out: Path) -> tuple[Path, int, str | None]:

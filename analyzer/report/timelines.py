@@ -1,6 +1,6 @@
 """Short excerpts of the events around chosen requests, for the HTML report's timeline section.
 
-Only the files of the sessions asked for are opened, and from Parquet only the rows in each request's seq
+Only the files of the sessions asked for are opened (the opened archive's listing says which), and from Parquet only the rows in each request's seq
 window are read (row-group statistics on `seq` skip the rest), so the cost follows the number of excerpts,
 not the size of the archive.
 """
@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rtreplay.analyzer.state.request import Request
-from rtreplay.recorder.archive import JOURNAL_SUFFIX, PARQUET_SUFFIX, ArchiveError, archive_files, read_file
+from rtreplay.recorder.archive import ArchiveError
+from rtreplay.recorder.store import Archive, ArchiveFile
 
 COLUMNS = ["session_id", "seq", "ts", "direction", "type", "payload"]
 
@@ -34,31 +35,24 @@ class TimelineEvent:
     gap: int = 0
 
 
-def session_of(path: Path) -> str:
-    """The session id an archive file is named after (parts and suffixes removed)."""
-    name = path.name
-    for suffix in (PARQUET_SUFFIX, JOURNAL_SUFFIX):
-        name = name.removesuffix(suffix)
-    return name.split(".part-")[0]
-
-
 def _window(r: Request, before: int, after: int) -> tuple[int, int]:
     last = max(s for s in (r.seq, r.answer_seq, r.done_seq) if s is not None)
     return r.seq - before, last + after
 
 
-def _read_rows(path: Path, lo: int, hi: int) -> pa.Table:
-    if path.name.endswith(PARQUET_SUFFIX):
+def _read_rows(arc: Archive, f: ArchiveFile, lo: int, hi: int) -> pa.Table:
+    if not f.is_journal:
         try:
-            return pq.read_table(path, columns=COLUMNS, filters=[("seq", ">=", lo), ("seq", "<=", hi)])
+            return pq.read_table(f.path, filesystem=arc.fs, columns=COLUMNS,
+                                 filters=[("seq", ">=", lo), ("seq", "<=", hi)])
         except (pa.ArrowException, OSError) as exc:
-            raise ArchiveError(f"{path}: {exc}") from exc
-    table, _ = read_file(path)
+            raise ArchiveError(f"{f}: {exc}") from exc
+    table, _ = arc.read(f)
     return table.select(COLUMNS).filter(pc.and_(pc.greater_equal(table["seq"], lo), pc.less_equal(table["seq"], hi)))
 
 
 def load_timelines(
-    root: Path, requests: Sequence[Request], *, limit: int = 50, before: int = 3, after: int = 2,
+    source: str | Path | Archive, requests: Sequence[Request], *, limit: int = 50, before: int = 3, after: int = 2,
     max_events: int = 24, excerpt: int = 300,
 ) -> dict[str, list[TimelineEvent]]:
     """Event excerpts for the first `limit` requests, keyed by request id.
@@ -72,18 +66,16 @@ def load_timelines(
     by_session: dict[str, list[Request]] = defaultdict(list)
     for r in chosen:
         by_session[r.session_id].append(r)
-    files, _ = archive_files(Path(root))
+    arc = Archive.open(source)
     rows: dict[str, list[dict]] = defaultdict(list)
-    for path in files:
-        wanted = by_session.get(session_of(path))
-        if not wanted:
-            continue
+    for sid, wanted in by_session.items():
         windows = [_window(r, before, after) for r in wanted]
-        try:
-            table = _read_rows(path, min(w[0] for w in windows), max(w[1] for w in windows))
-        except ArchiveError:
-            continue
-        rows[session_of(path)] += table.to_pylist()
+        for f in arc.files if arc.is_file else arc.sessions.get(sid, []):
+            try:
+                table = _read_rows(arc, f, min(w[0] for w in windows), max(w[1] for w in windows))
+            except ArchiveError:
+                continue
+            rows[sid] += table.filter(pc.equal(table["session_id"], sid)).to_pylist()
     out: dict[str, list[TimelineEvent]] = {}
     for r in chosen:
         lo, hi = _window(r, before, after)

@@ -26,6 +26,7 @@ from rtreplay.analyzer.state.load import scan
 from rtreplay.analyzer.state.request import FORCED_FORMS, Request
 from rtreplay.analyzer.state.session import Event
 from rtreplay.recorder.archive import ArchiveProblem
+from rtreplay.recorder.store import Archive
 from rtreplay.recorder.schema import CLIENT, PROXY_OPEN, SERVER
 
 MATCH_TYPES = ("response.create", "response.created", "response.done", "error", "session.created",
@@ -219,7 +220,7 @@ def _request(e: Event, session_id: str, session: dict, open_model: str | None, r
 def _frame(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,
            problems: list[ArchiveProblem]) -> pl.DataFrame:
     """The match-relevant rows of `source`, sorted by (session_id, seq); ts as epoch microseconds."""
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, Path, Archive)):
         sc = scan(source)
         problems.extend(sc.problems)
         lazy = sc.frame

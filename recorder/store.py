@@ -1,0 +1,164 @@
+"""An archive opened once: where it is, the file system it lives on, its files (listed once) and what was
+skipped while listing them.
+
+A command opens its archive with `Archive.open(location)` and passes the value down; every reader takes
+the files from it instead of listing the location again, and reads each file through `read` /
+`read_buffer` (one open per file). The file system is a pyarrow `FileSystem`, so an object-store location
+fits the same value as a local directory.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from rtreplay.recorder.archive import (
+    JOURNAL_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX, ArchiveError, ArchiveProblem, read_journal_stream,
+)
+from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    """One finished session's Parquet file (or a part of it), or an open session's journal."""
+
+    path: str  # inside the archive's file system
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def is_journal(self) -> bool:
+        return self.name.endswith(JOURNAL_SUFFIX)
+
+    @property
+    def session_id(self) -> str:
+        """The session the file is named after (parts and suffixes removed)."""
+        return self.name.removesuffix(PARQUET_SUFFIX).removesuffix(JOURNAL_SUFFIX).split(".part-")[0]
+
+    def __str__(self) -> str:
+        return self.path
+
+
+@dataclass
+class Archive:
+    """An archive's files in session order (journals of finished sessions left out), and the problems met
+    listing them. `only` narrows it to some sessions without listing again."""
+
+    location: str
+    fs: pafs.FileSystem
+    files: list[ArchiveFile]
+    problems: list[ArchiveProblem] = field(default_factory=list)
+    is_file: bool = False  # opened on one file rather than a directory
+
+    @classmethod
+    def open(cls, location: str | Path | Archive) -> Archive:
+        """List the archive at `location` (a directory or one file); an `Archive` is returned as it is."""
+        if isinstance(location, Archive):
+            return location
+        fs, root = filesystem_for(str(location))
+        info = fs.get_file_info(root)
+        if info.type == pafs.FileType.NotFound:
+            raise ArchiveError(f"{location}: no such file or directory")
+        if info.type == pafs.FileType.File:
+            return cls(str(location), fs, [ArchiveFile(root, info.size or 0)], is_file=True)
+        return cls(str(location), fs, *_list(fs.get_file_info(pafs.FileSelector(root, recursive=True))))
+
+    @cached_property
+    def sessions(self) -> dict[str, list[ArchiveFile]]:
+        """The files of each session, by the session id in their names, in session order."""
+        out: dict[str, list[ArchiveFile]] = {}
+        for f in self.files:
+            out.setdefault(f.session_id, []).append(f)
+        return out
+
+    def only(self, sessions: Iterable[str]) -> Archive:
+        """The same archive narrowed to the files named after `sessions`."""
+        wanted = set(sessions)
+        return Archive(self.location, self.fs, [f for f in self.files if f.session_id in wanted or self.is_file],
+                       self.problems, self.is_file)
+
+    def read_buffer(self, file: ArchiveFile) -> pa.Buffer:
+        """The bytes of one file, read in one go."""
+        try:
+            with self.fs.open_input_file(file.path) as f:
+                return f.read_buffer()
+        except OSError as exc:
+            raise ArchiveError(f"{file}: {exc}") from exc
+
+    def read(self, file: ArchiveFile) -> tuple[pa.Table, str | None]:
+        """One file at the current schema version, and a note on damage (a journal cut short)."""
+        return read_bytes(file, self.read_buffer(file))
+
+    def iter(self) -> Iterator[tuple[ArchiveFile | str, pa.Table | None, ArchiveProblem | None]]:
+        """(file, table, None) per readable file, (file, None, problem) per unreadable one, the listing's
+        problems first; a damaged-but-readable file comes with its problem. One file in memory at a time."""
+        for problem in self.problems:
+            yield problem.path, None, problem
+        for f in self.files:
+            try:
+                table, note = self.read(f)
+            except ArchiveError as exc:
+                yield f, None, ArchiveProblem(str(f), str(exc).removeprefix(f"{f}: "))
+                continue
+            yield f, table, (ArchiveProblem(str(f), note) if note else None)
+
+
+def filesystem_for(location: str) -> tuple[pafs.FileSystem, str]:
+    """The file system an archive location is on, and the location's path inside it."""
+    return pafs.LocalFileSystem(), location
+
+
+def read_bytes(file: ArchiveFile, buf: pa.Buffer) -> tuple[pa.Table, str | None]:
+    """The table in a file's bytes at the current schema version (upgraded if older), note on damage."""
+    try:
+        if file.is_journal:
+            return read_journal_stream(pa.BufferReader(buf), str(file))
+        pf = pq.ParquetFile(pa.BufferReader(buf))
+        return upgrade(pf.read(), version_of(pf.schema_arrow)), None
+    except SchemaVersionError as exc:
+        raise ArchiveError(f"{file}: {exc}") from exc
+    except ArchiveError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ArchiveError(f"{file}: not a readable rtreplay Parquet file ({exc})") from exc
+
+
+def parquet_version(file: ArchiveFile, buf: pa.Buffer) -> int:
+    """The schema version in a Parquet file's footer (ArchiveError naming the file if unreadable)."""
+    try:
+        return version_of(pq.ParquetFile(pa.BufferReader(buf)).schema_arrow)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ArchiveError(f"{file}: not a readable rtreplay Parquet file ({exc})") from exc
+
+
+def _list(infos: list[pafs.FileInfo]) -> tuple[list[ArchiveFile], list[ArchiveProblem]]:
+    """Archive files among a recursive listing, in session order, and the files that are not part of it.
+
+    A journal whose session already has a Parquet file is skipped: it is a leftover of a crash between
+    the rename and the unlink, and the Parquet file holds the same events.
+    """
+    files: list[ArchiveFile] = []
+    journals: list[ArchiveFile] = []
+    problems: list[ArchiveProblem] = []
+    for info in sorted(infos, key=lambda i: i.path):
+        if info.type != pafs.FileType.File or info.base_name.startswith("."):
+            continue
+        f = ArchiveFile(info.path, info.size or 0)
+        if f.name.endswith(PARQUET_SUFFIX):
+            files.append(f)
+        elif f.is_journal:
+            journals.append(f)
+        elif not f.name.endswith(TMP_SUFFIX):  # a write in progress (or abandoned): never part of the archive
+            problems.append(ArchiveProblem(f.path, "not a Parquet file or journal; skipped"))
+    finished = {f.session_id for f in files}
+    files += [j for j in journals if j.session_id not in finished]
+    files.sort(key=lambda f: (f.name, f.path))
+    return files, problems
