@@ -12,7 +12,7 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rtreplay.analyzer.state.request import Request
+from rtreplay.analyzer.state.request import PAIRINGS, Request
 from rtreplay.analyzer.state.reduce import collector_paused
 from rtreplay.analyzer.report.render import render_csv, render_json, render_markdown, render_table
 from rtreplay.analyzer.report.html import render_html
@@ -103,6 +103,9 @@ def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | N
 @click.option("--since", metavar="TIME", help="Only requests at or after this ISO date/time (UTC).")
 @click.option("--until", metavar="TIME", help="Only requests before this ISO date/time (UTC).")
 @click.option("--oob-only", is_flag=True, help="Only out-of-band requests (conversation: none).")
+@click.option("--pairing", "pairings", multiple=True, metavar="HOW",
+              help=f"Only requests paired with their answer this way (comma-separated, repeatable): "
+                   f"{', '.join(PAIRINGS)}, none (unanswered). See docs/definitions.md.")
 @click.option("--format", "fmt", type=click.Choice(["table", *FORMATS]), default="table", show_default=True,
               help="What to print on stdout.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -112,7 +115,8 @@ def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | N
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
 def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since: str | None, until: str | None,
-            oob_only: bool, fmt: str, html_path: Path | None, timelines: int, show_progress: bool | None) -> None:
+            oob_only: bool, pairings: tuple[str, ...], fmt: str, html_path: Path | None, timelines: int,
+            show_progress: bool | None) -> None:
     """Failure rates by tool_choice form, split by out-of-band vs default conversation.
 
     Counts per form every client response.create in ARCHIVE by outcome (completed, failed, cancelled,
@@ -128,8 +132,12 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
     """
     try:
         splits = parse_splits(by)
+        how = tuple(p.strip() for raw in pairings for p in raw.split(",") if p.strip())
+        unknown = [p for p in how if p not in (*PAIRINGS, "none")]
+        if unknown:
+            raise ReportError(f"unknown pairing {unknown[0]!r}; choose from: {', '.join(PAIRINGS)}, none")
         filters = Filters(tuple(sessions), parse_time(since) if since else None,
-                          parse_time(until) if until else None, oob_only)
+                          parse_time(until) if until else None, oob_only, how)
         arc = Archive.open(archive)
         requests, problems = load_requests(arc, sessions, show_progress)
         report = build_report(requests, splits, filters, source=str(archive), problems=problems)

@@ -5,8 +5,8 @@
 -- the request, answer, response, error, tool-call and turn views read this narrow slice instead of
 -- `events`: one Parquet scan with the type filter pushed into it. `queries.connect()` stores it once as a
 -- TEMP table (each later use of a view that reads it then costs no Parquet scan); the `--views` script
--- keeps it a plain view. Only the types listed below are here; a view that needs another type reads
--- `events`.
+-- keeps it a plain view. Only the types listed below are here, and client events that carry an event_id
+-- (an error naming one answers it: answers.sql); a view that needs another type reads `events`.
 -- Relies on: events.session_id, seq, ts, mono_ns, direction, type, event_id, response_id, item_id, payload.
 SELECT session_id, seq, ts, mono_ns, direction, type, event_id, response_id, item_id, payload
 FROM events
@@ -16,4 +16,4 @@ WHERE type IN (
     'proxy.error', 'proxy.upstream_rejected', 'conversation.item.input_audio_transcription.failed',  -- errors
     'response.function_call_arguments.done', 'conversation.item.create',  -- tool calls
     'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped'  -- turns
-)
+) OR (direction = 'client' AND event_id IS NOT NULL)

@@ -36,3 +36,10 @@ CREATE OR REPLACE MACRO wilson_high(k, n) AS CASE
 -- A JSON list of output modalities as text, joined with '+' ("audio+text"); NULL when not a list.
 CREATE OR REPLACE MACRO modalities_text(m) AS
     CASE WHEN json_type(m) = 'ARRAY' THEN array_to_string(json_extract_string(m, '$[*]'), '+') END;
+
+-- A metadata object as a key (docs/definitions.md, "Matching"): its entries sorted, as text, so that two
+-- objects with the same entries in any order give the same key; '' for anything but a non-empty object.
+CREATE OR REPLACE MACRO metadata_key(m) AS CASE
+    WHEN json_type(m) = 'OBJECT' AND len(json_keys(m)) > 0
+        THEN CAST(list_sort(map_entries(CAST(m AS MAP(VARCHAR, JSON)))) AS VARCHAR)
+    ELSE '' END;

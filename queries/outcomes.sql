@@ -1,21 +1,22 @@
 -- outcomes: one row per request (every column of `requests`) with what became of it.
 -- Answers: "which requests completed, failed, were cancelled, cut short, rejected or never finished — and
 -- was the forced tool call made?" Implements docs/definitions.md ("Matching", "Outcome", "forced call"):
--- `outcome` is completed | failed | cancelled | incomplete | rejected | unfinished; `confidence` is
--- event_id | metadata | order (NULL when unanswered); `latency_ms` is request -> response.done (or -> the
+-- `outcome` is completed | failed | cancelled | incomplete | rejected | unfinished; `pairing` is
+-- error_event_id | error_order | metadata | done_metadata | conversation | order and `confidence` high | low
+-- (NULL when unanswered); `latency_ms` is request -> response.done (or -> the
 -- rejecting error) on the monotonic clock.
--- Relies on: requests; answers (answer_seq, answer_type, rule, response_id, echoed_metadata, error_*);
+-- Relies on: requests; answers (answer_seq, answer_type, pairing, response_id, echoed_metadata, error_*);
 -- response_done (done_seq, status, error_type, error_code, reason, function_calls, mcp_calls, done_mono_ns).
 WITH joined AS (
     SELECT
         q.*,
         a.answer_seq,
         a.answer_type,
-        CASE
-            WHEN a.rule = 'event_id' THEN 'event_id'
-            WHEN a.answer_type = 'response.created' AND json_objects_equal(q.metadata, a.echoed_metadata)
-                THEN 'metadata'
-            WHEN a.answer_seq IS NOT NULL THEN 'order'
+        a.pairing,
+        CASE  -- how sure: `conversation` is sure only for an out-of-band request (never taken for VAD's)
+            WHEN a.pairing IN ('error_event_id', 'metadata', 'done_metadata') THEN 'high'
+            WHEN a.pairing = 'conversation' AND q.scope = 'out-of-band' THEN 'high'
+            WHEN a.pairing IS NOT NULL THEN 'low'
         END AS confidence,
         a.response_id,
         r.done_seq,
@@ -47,6 +48,7 @@ WITH joined AS (
     FROM requests q
     LEFT JOIN answers a ON a.session_id = q.session_id AND a.request_seq = q.seq
     LEFT JOIN response_done r
-        ON a.answer_type = 'response.created' AND r.session_id = a.session_id AND r.response_id = a.response_id
+        ON a.answer_type IN ('response.created', 'response.done') AND r.session_id = a.session_id
+       AND r.response_id = a.response_id
 )
 SELECT * EXCLUDE (payload), payload FROM joined

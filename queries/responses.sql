@@ -1,6 +1,7 @@
 -- responses: one row per response the server created or finished (by response_id, per session).
 -- Answers: "how did each response end, how long did it take, what did it cost, and who asked for it?"
--- `initiated_by` is `client` when a request's answer (see answers.sql), `server` for turn detection.
+-- `initiated_by` is `client` when a request's answer (see answers.sql), `server` for turn detection;
+-- `pairing` says how it was paired with its request.
 -- `status` is NULL while no response.done was recorded. Latencies use the monotonic clock (mono_ns).
 -- Relies on: control_events.direction, type, seq, ts, mono_ns, response_id, payload ($.response.conversation_id,
 -- metadata, output_modalities of response.created); response_done; events (delta events: type, seq, mono_ns,
@@ -43,6 +44,7 @@ SELECT
     CASE WHEN a.request_id IS NOT NULL THEN 'client' WHEN j.created_seq IS NOT NULL THEN 'server' END
         AS initiated_by,
     a.request_id,
+    a.pairing,
     j.created_seq,
     j.done_seq,
     j.created_at,
@@ -76,7 +78,9 @@ SELECT
     j.done_mono_ns
 FROM joined j
 LEFT JOIN answers a
-    ON a.session_id = j.session_id AND a.answer_seq = j.created_seq AND a.answer_type = 'response.created'
+    ON a.session_id = j.session_id AND a.request_seq IS NOT NULL AND (
+        (a.answer_type = 'response.created' AND a.answer_seq = j.created_seq)
+        OR (a.answer_type = 'response.done' AND a.answer_seq = j.done_seq))
 LEFT JOIN first_delta f ON f.session_id = j.session_id AND f.response_id = j.response_id
 ASOF LEFT JOIN session_events s
     ON s.session_id = j.session_id AND coalesce(j.created_seq, j.done_seq) > s.seq

@@ -85,7 +85,8 @@ class Response:
     def _resource(self, **overrides: Any) -> dict[str, Any]:
         return {"object": "realtime.response", "id": self.id, "status": self.status,
                 "status_details": self.status_details, "output": [public(i) for i in self._output],
-                "conversation_id": self.conversation.id if self.conversation else None,
+                # `is not None`: an empty conversation is falsy, yet its id is sent (protocol §11.1)
+                "conversation_id": self.conversation.id if self.conversation is not None else None,
                 "output_modalities": [self._modality], "max_output_tokens": self._max_output_tokens,
                 "audio": {"output": self._audio_output}, "usage": None,
                 "metadata": dict(self._metadata) if self._metadata is not None else None, **overrides}

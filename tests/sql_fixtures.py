@@ -1,6 +1,6 @@
 """Hand-written archives covering every case of docs/definitions.md, for the SQL view tests.
 
-`write_golden(root)` writes them and returns `EXPECTED`: per request (session, seq) the outcome, confidence,
+`write_golden(root)` writes them and returns `EXPECTED`: per request (session, seq) the outcome, pairing,
 forms and forced call the definition gives — worked out by hand, not by either implementation.
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _basics(e: Expected) -> SessionLog:
                   tool_choice={"type": "function", "name": "lookup"})
     s.created("resp_1", metadata={"k": "oob"})
     s.done("resp_1", "failed", details={"type": "failed", "error": {"type": "server_error"}})
-    e[(s.session_id, q)] = dict(outcome="failed", confidence="metadata", form_sent="function",
+    e[(s.session_id, q)] = dict(outcome="failed", pairing="metadata", form_sent="function",
                                 form_effective="function", forced_call=False, error_type="server_error",
                                 scope="out-of-band", input_kind="empty", model="gpt-realtime")
     # required, default conversation: the function call is made; the app answers it
@@ -102,17 +102,17 @@ def _basics(e: Expected) -> SessionLog:
              arguments="{}")
     s.done("resp_2", output=[{"type": "function_call", "name": "lookup", "call_id": "call_2", "arguments": "{}"}])
     s.client("conversation.item.create", item={"type": "function_call_output", "call_id": "call_2", "output": "42"})
-    e[(s.session_id, q)] = dict(outcome="completed", confidence="order", form_sent="required",
+    e[(s.session_id, q)] = dict(outcome="completed", pairing="conversation", form_sent="required",
                                 form_effective="required", forced_call=True, input_kind="items")
     # nested function form: rejected by event_id
     q = s.request("evt_bad", tool_choice={"type": "function", "function": {"name": "x"}})
     s.error("invalid_request_error", "missing_required_parameter", event_id="evt_bad", param="response.tool_choice.name")
-    e[(s.session_id, q)] = dict(outcome="rejected", confidence="event_id", form_sent="invalid",
+    e[(s.session_id, q)] = dict(outcome="rejected", pairing="error_event_id", form_sent="invalid",
                                 form_effective="invalid", forced_call=None, error_code="missing_required_parameter")
     # absent tool_choice; null-event_id rejection in order (one response already active)
     q = s.request()
     s.error("invalid_request_error", "conversation_already_has_active_response")
-    e[(s.session_id, q)] = dict(outcome="rejected", confidence="order", form_sent="absent", form_effective="auto",
+    e[(s.session_id, q)] = dict(outcome="rejected", pairing="error_order", form_sent="absent", form_effective="auto",
                                 forced_call=None, error_code="conversation_already_has_active_response")
     # errors that answer nothing: unrelated null-id error, an id naming another client event, an ordered
     # rejection with no request waiting
@@ -145,21 +145,35 @@ def _basics(e: Expected) -> SessionLog:
     s.done("resp_6", "weird")
     e[(s.session_id, q)] = dict(outcome="failed", form_sent="absent", form_effective="required",
                                 forced_call=False, error_type="weird")
-    # metadata sent but echoed differently: matched by order; event_id sent but never named by an error
-    q = s.request("evt_x", conversation="none", metadata={"a": "1"})
-    s.created("resp_7", metadata={"a": "2"})
-    s.done("resp_7")
-    e[(s.session_id, q)] = dict(outcome="completed", confidence="order", scope="out-of-band", input_kind="absent")
+    # two indistinguishable requests: order decides; a partial log's response.done pairs by metadata
+    q = s.request(conversation="none")
+    q2 = s.request(conversation="none")
+    s.created("resp_7a")
+    s.done("resp_7a")
+    s.created("resp_7b")
+    s.done("resp_7b", "failed", details={"type": "failed", "error": {"type": "server_error"}})
+    e[(s.session_id, q)] = dict(outcome="completed", pairing="order", confidence="low", scope="out-of-band")
+    e[(s.session_id, q2)] = dict(outcome="failed", pairing="conversation", confidence="high")
+    q = s.request(conversation="none", metadata={"late": "1"})
+    s.done("resp_7c", "failed", details={"type": "failed", "error": {"type": "server_error"}},
+           metadata={"late": "1"})
+    e[(s.session_id, q)] = dict(outcome="failed", pairing="done_metadata", confidence="high")
     # null-event_id rejection by param "response.*"
     q = s.request(tool_choice="auto")
     s.error("invalid_request_error", "invalid_value", param="response.tool_choice")
-    e[(s.session_id, q)] = dict(outcome="rejected", confidence="order", form_sent="auto")
+    e[(s.session_id, q)] = dict(outcome="rejected", pairing="error_order", form_sent="auto")
+    # metadata sent but echoed differently: not its answer (resp_7 is nobody's); event_id sent but never
+    # named by an error (it waits to the end: no answer has its key)
+    q = s.request("evt_x", conversation="none", metadata={"a": "1"})
+    s.created("resp_7", metadata={"a": "2"})
+    s.done("resp_7")
+    e[(s.session_id, q)] = dict(outcome="unfinished", pairing=None, scope="out-of-band", input_kind="absent")
     # answered but never finished, and never answered
     q = s.request()
     s.created("resp_8")
-    e[(s.session_id, q)] = dict(outcome="unfinished", confidence="order", forced_call=None)
+    e[(s.session_id, q)] = dict(outcome="unfinished", pairing="conversation", confidence="low", forced_call=None)
     q = s.request(conversation="none")
-    e[(s.session_id, q)] = dict(outcome="unfinished", confidence=None)
+    e[(s.session_id, q)] = dict(outcome="unfinished", pairing=None, confidence=None)
     return s
 
 

@@ -73,7 +73,8 @@ SPLITS: dict[str, Callable[[Request], Any]] = {
     "day": lambda r: _utc(r.ts).date().isoformat(),
 }
 SPLIT_ALIASES = {"conversation": "scope"}
-SPLIT_HELP = "scope (alias conversation), input, modalities, model, tools, session, day, metadata:KEY"
+SPLITS["pairing"] = lambda r: r.pairing  # how each request was paired with its answer (definitions.md)
+SPLIT_HELP = "scope (alias conversation), input, modalities, model, tools, session, day, pairing, metadata:KEY"
 
 
 def parse_splits(spec: Sequence[str]) -> tuple[str, ...]:
@@ -118,9 +119,12 @@ class Filters:
     since: dt.datetime | None = None
     until: dt.datetime | None = None
     oob_only: bool = False
+    pairings: tuple[str, ...] = ()  # only requests paired these ways ("none": unanswered)
 
     def keep(self, r: Request) -> bool:
         if self.sessions and r.session_id not in self.sessions:
+            return False
+        if self.pairings and (r.pairing or "none") not in self.pairings:
             return False
         if self.oob_only and r.scope != "out-of-band":
             return False
@@ -135,6 +139,7 @@ class Filters:
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
             "oob_only": self.oob_only,
+            "pairings": list(self.pairings),
         }
 
 

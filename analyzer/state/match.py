@@ -1,18 +1,21 @@
 """Every client `response.create`, matched to what the server did with it (docs/definitions.md, binding).
 
-Only the rows that decide a match are read: the types in `MATCH_TYPES`, filtered inside the Parquet scan
-(polars pushes the predicate and the column selection into the reader; the audio column is never read).
-Per session the events are walked once in seq order:
-  1. an `error` whose `error.event_id` equals a request's event_id rejects that request;
-  2. the other requests wait first-in-first-out for an ordered answer: a `response.created`, or an `error`
-     with null `event_id` about a response.create (code `conversation_already_has_active_response`, or a
-     `param` starting with `response.`). A `response.created` with nobody waiting is server-initiated.
+Only the rows that decide a match are read: the types in `MATCH_TYPES` and client events that carry an
+event_id, filtered inside the Parquet scan (polars pushes the predicate and the column selection into the
+reader; the audio column is never read). Per session the events are walked once in seq order:
+  1. an `error` naming an event_id answers the latest client event with that id; a response.create so
+     named is rejected;
+  2. the other requests wait, each with a key (its metadata, whether out-of-band); a `response.created`
+     answers the oldest waiting request with its key (echoed metadata, conversation_id null or not) — with
+     server VAD the turn's own response.created can come between a request and its answer (protocol
+     §11.2), so plain first-in-first-out is wrong; one with no such request is server-initiated. A
+     `response.done` without response.created pairs by its metadata echo; an `error` with null event_id
+     about a response.create answers the oldest waiting request;
   3. `response.done` of the matched response gives the outcome.
 """
 from __future__ import annotations
 
 import datetime as dt
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,12 @@ from rtreplay.recorder.schema import CLIENT, PROXY_OPEN, SERVER
 MATCH_TYPES = ("response.create", "response.created", "response.done", "error", "session.created",
                "session.updated", PROXY_OPEN)
 MATCH_COLUMNS = ("session_id", "seq", "ts", "mono_ns", "direction", "type", "event_id", "response_id", "payload")
+
+
+# How sure each way of pairing is (docs/definitions.md, "Matching" 4); `conversation` is high only for an
+# out-of-band request, which no server-initiated response can be taken for.
+CONFIDENCE = {"error_event_id": "high", "metadata": "high", "done_metadata": "high", "conversation": "high",
+              "order": "low", "error_order": "low"}
 
 
 def tool_choice_form(present: bool, value: Any) -> str:
@@ -100,27 +109,53 @@ def match_events(events: Sequence[Event], session_id: str = "") -> list[Request]
     return match_session(events, session_id).requests
 
 
-def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch:
-    """Match the requests of one session; `events` sorted by seq (other types are ignored)."""
-    # Rule 1 first: a rejection by event_id takes its request out of the ordered matching altogether.
-    by_id: dict[str, list[int]] = {}
+def _meta_key(value: Any) -> dict | None:
+    """The metadata part of a key: a non-empty object, else none."""
+    return value if isinstance(value, dict) and value else None
+
+
+@dataclass
+class _Waiting:
+    index: int
+    meta: dict | None
+    oob: bool
+
+
+def _take(waiting: list[_Waiting], meta: dict | None, oob: bool | None) -> tuple[int, int] | None:
+    """The oldest waiting request with this key, and how many had it; None when none."""
+    same = [k for k, w in enumerate(waiting) if w.meta == meta and (oob is None or w.oob == oob)]
+    if not same:
+        return None
+    return waiting.pop(same[0]).index, len(same)
+
+
+def _rejections(events: Sequence[Event]) -> dict[int, Event]:
+    """Rule 1: an error naming an event_id answers the latest client event before it with that id."""
+    latest: dict[str, int] = {}
     rejected: dict[int, Event] = {}
     for i, e in enumerate(events):
-        if e.type == "response.create" and e.direction == CLIENT:
+        if e.direction == CLIENT:
             eid = e.data.get("event_id")
             if isinstance(eid, str):
-                by_id.setdefault(eid, []).append(i)
+                latest[eid] = i
         elif e.type == "error" and e.direction == SERVER:
             eid = _obj(e.data.get("error")).get("event_id")
-            candidates = [i_ for i_ in by_id.get(eid, []) if i_ < i and i_ not in rejected] if isinstance(eid, str) else []
-            if candidates:
-                rejected[candidates[-1]] = e
+            j = latest.get(eid) if isinstance(eid, str) else None
+            if j is not None and events[j].type == "response.create" and j not in rejected:
+                rejected[j] = e
+    return rejected
+
+
+def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch:
+    """Match the requests of one session; `events` sorted by seq (other types are ignored)."""
+    rejected = _rejections(events)  # rule 1 takes a request out of the walk altogether
     session: dict = {}
     open_model: str | None = None
-    waiting: deque[int] = deque()
-    answers: dict[int, tuple[str, Event]] = {}  # request index -> ("created"|"error", event)
+    waiting: list[_Waiting] = []
+    answers: dict[int, tuple[str, Event, str]] = {}  # request index -> (kind, event, pairing)
     done: dict[str, Event] = {}
     created_by: dict[str, int] = {}
+    seen: set[str] = set()  # response ids whose response.created (or first done) was walked
     server_initiated: list[str] = []
     context: dict[int, tuple[dict, str | None]] = {}  # request index -> (session config, open model)
     for i, e in enumerate(events):
@@ -128,33 +163,53 @@ def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch
         if t == "response.create" and e.direction == CLIENT:
             context[i] = (session, open_model)
             if i not in rejected:
-                waiting.append(i)
-        elif e.direction == SERVER and t in ("session.created", "session.updated"):
+                params = _obj(e.data.get("response"))
+                waiting.append(_Waiting(i, _meta_key(params.get("metadata")), params.get("conversation") == "none"))
+        elif e.direction != SERVER:
+            if t == PROXY_OPEN:
+                open_model = _model_from_open(e.data)
+        elif t in ("session.created", "session.updated"):
             session = _obj(e.data.get("session"))
-        elif t == PROXY_OPEN:
-            open_model = _model_from_open(e.data)
-        elif t == "response.created" and e.direction == SERVER:
-            rid = e.response_id or _obj(e.data.get("response")).get("id")
-            if waiting:
-                j = waiting.popleft()
-                answers[j] = ("created", e)
+        elif t == "response.created":
+            resp = _obj(e.data.get("response"))
+            rid = e.response_id or resp.get("id")
+            if isinstance(rid, str):
+                seen.add(rid)
+            oob = resp.get("conversation_id") is None if "conversation_id" in resp else None
+            meta = _meta_key(resp.get("metadata"))
+            got = _take(waiting, meta, oob)
+            if got is not None:
+                j, n = got
+                answers[j] = ("created", e, "order" if n > 1 else "metadata" if meta else "conversation")
                 if isinstance(rid, str):
                     created_by[rid] = j
             elif isinstance(rid, str):
                 server_initiated.append(rid)
-        elif t == "response.done" and e.direction == SERVER:
-            rid = e.response_id or _obj(e.data.get("response")).get("id")
-            if isinstance(rid, str) and rid in created_by and rid not in done:
+        elif t == "response.done":
+            resp = _obj(e.data.get("response"))
+            rid = e.response_id or resp.get("id")
+            if not isinstance(rid, str):
+                continue
+            if rid not in seen:  # a partial log: no response.created; paired by its metadata echo
+                seen.add(rid)
+                meta = _meta_key(resp.get("metadata"))
+                oob = resp.get("conversation_id") is None if "conversation_id" in resp else None
+                got = _take(waiting, meta, oob) if meta else None
+                if got is not None:
+                    j, n = got
+                    answers[j] = ("done", e, "order" if n > 1 else "done_metadata")
+                    created_by[rid] = j
+            if rid in created_by and rid not in done:
                 done[rid] = e
-        elif t == "error" and e.direction == SERVER and waiting and is_ordered_rejection(_obj(e.data.get("error"))):
-            answers[waiting.popleft()] = ("error", e)
+        elif t == "error" and waiting and is_ordered_rejection(_obj(e.data.get("error"))):
+            answers[waiting.pop(0).index] = ("error", e, "error_order")
     out = [_request(events[i], session_id, *context[i], rejected.get(i), answers.get(i), done)
            for i in sorted(context)]
     return SessionMatch(out, server_initiated)
 
 
 def _request(e: Event, session_id: str, session: dict, open_model: str | None, rejected_by: Event | None,
-             answer: tuple[str, Event] | None, done: dict[str, Event]) -> Request:
+             answer: tuple[str, Event, str] | None, done: dict[str, Event]) -> Request:
     params = _obj(e.data.get("response"))
     conversation = params["conversation"] if isinstance(params.get("conversation"), str) else "auto"
     inp = params.get("input")
@@ -177,16 +232,16 @@ def _request(e: Event, session_id: str, session: dict, open_model: str | None, r
     if rejected_by is not None or (answer is not None and answer[0] == "error"):
         err_event = rejected_by if rejected_by is not None else answer[1]  # type: ignore[index]
         err = _obj(err_event.data.get("error"))
+        pairing = "error_event_id" if rejected_by is not None else "error_order"
         fields = dict(outcome="rejected", error_type=err.get("type"), error_code=err.get("code"),
-                      confidence="event_id" if rejected_by is not None else "order", answer_seq=err_event.seq,
+                      pairing=pairing, confidence=CONFIDENCE[pairing], answer_seq=err_event.seq,
                       latency_ms=(err_event.mono_ns - e.mono_ns) / 1e6)
     elif answer is not None:
-        created = answer[1]
-        rid = created.response_id or _obj(created.data.get("response")).get("id")
-        sent_meta = params.get("metadata")  # the created response is parsed only to compare it
-        same = isinstance(sent_meta, dict) and _obj(created.data.get("response")).get("metadata") == sent_meta
-        fields = dict(outcome="unfinished", response_id=rid, confidence="metadata" if same else "order",
-                      answer_seq=created.seq)
+        kind, answered_by, pairing = answer
+        rid = answered_by.response_id or _obj(answered_by.data.get("response")).get("id")
+        sure = CONFIDENCE[pairing] if pairing != "conversation" or conversation == "none" else "low"
+        fields = dict(outcome="unfinished", response_id=rid, pairing=pairing, confidence=sure,
+                      answer_seq=answered_by.seq)
         fin = done.get(rid) if isinstance(rid, str) else None
         if fin is not None:
             final = _obj(fin.data.get("response"))
@@ -228,7 +283,9 @@ def _frame(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,
         lazy = pl.from_arrow(source.select(list(MATCH_COLUMNS))).lazy()  # type: ignore[union-attr]
     else:
         lazy = source.lazy()
-    return (lazy.filter(pl.col("type").is_in(MATCH_TYPES))
+    # Client events of any type that carry an event_id: an error naming one answers it (definitions rule 1).
+    wanted = pl.col("type").is_in(MATCH_TYPES) | ((pl.col("direction") == CLIENT) & pl.col("event_id").is_not_null())
+    return (lazy.filter(wanted)
             .select([pl.col(c) for c in MATCH_COLUMNS])
             .with_columns(pl.col("ts").dt.epoch("us"))
             .collect()

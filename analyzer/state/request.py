@@ -8,7 +8,9 @@ from typing import Any, Literal
 Scope = Literal["out-of-band", "default"]
 Form = Literal["absent", "auto", "none", "required", "function", "mcp", "invalid"]
 Outcome = Literal["completed", "failed", "cancelled", "incomplete", "rejected", "unfinished"]
-Confidence = Literal["event_id", "metadata", "order"]
+Pairing = Literal["error_event_id", "error_order", "metadata", "done_metadata", "conversation", "order"]
+Confidence = Literal["high", "low"]
+PAIRINGS: tuple[str, ...] = ("metadata", "conversation", "done_metadata", "order", "error_event_id", "error_order")
 
 FORMS: tuple[str, ...] = ("absent", "auto", "none", "required", "function", "mcp", "invalid")
 FORCED_FORMS: frozenset[str] = frozenset({"required", "function", "mcp"})
@@ -41,8 +43,9 @@ class Request:
     error_code: str | None = None
     reason: str | None = None
     forced_call: bool | None = None
-    confidence: Confidence | None = None
-    answer_seq: int | None = None  # seq of the response.created or error that answered it
+    pairing: Pairing | None = None  # how the answer was found (docs/definitions.md, "Matching")
+    confidence: Confidence | None = None  # how sure that pairing is
+    answer_seq: int | None = None  # seq of the response.created (or done, or error) that answered it
     done_seq: int | None = None  # seq of its response.done
     latency_ms: float | None = None  # request -> response.done (or -> error), monotonic clock
 

@@ -53,17 +53,17 @@ def test_rules_of_matching() -> None:
     sm = match_session(s.events, "S")
     assert sm.server_initiated == ["r0"]
     r1, r2, r3, r4, r5, r6 = sm.requests
-    assert (r1.scope, r1.form_sent, r1.outcome, r1.error_type, r1.confidence, r1.forced_call, r1.forced_name) == (
+    assert (r1.scope, r1.form_sent, r1.outcome, r1.error_type, r1.pairing, r1.forced_call, r1.forced_name) == (
         "out-of-band", "function", "failed", "server_error", "metadata", False, "ret")
     assert (r1.input_kind, r1.output_modalities, r1.tools_count, r1.model, r1.response_id) == ("empty", "text", 1, "gpt-realtime", "r1")
-    assert (r2.form_sent, r2.outcome, r2.error_code, r2.confidence, r2.forced_call) == (
-        "invalid", "rejected", "missing_required_parameter", "event_id", None)
-    assert (r3.form_sent, r3.form_effective, r3.outcome, r3.error_code, r3.confidence) == (
-        "absent", "required", "rejected", "conversation_already_has_active_response", "order")
-    assert (r4.form_sent, r4.form_effective, r4.outcome, r4.forced_call, r4.confidence) == (
-        "absent", "required", "completed", True, "order")
+    assert (r2.form_sent, r2.outcome, r2.error_code, r2.pairing, r2.forced_call) == (
+        "invalid", "rejected", "missing_required_parameter", "error_event_id", None)
+    assert (r3.form_sent, r3.form_effective, r3.outcome, r3.error_code, r3.pairing) == (
+        "absent", "required", "rejected", "conversation_already_has_active_response", "error_order")
+    assert (r4.form_sent, r4.form_effective, r4.outcome, r4.forced_call, r4.pairing) == (
+        "absent", "required", "completed", True, "conversation")
     assert (r5.outcome, r5.response_id, r5.done_seq) == ("unfinished", "r5", None)
-    assert (r6.outcome, r6.answer_seq, r6.confidence) == ("unfinished", None, None)
+    assert (r6.outcome, r6.answer_seq, r6.pairing) == ("unfinished", None, None)
     assert r1.request_id == f"S:{r1.seq}" and r1.latency_ms > 0
 
 
@@ -85,3 +85,36 @@ def test_generated_archive_matches_its_expected_counts(tmp_path) -> None:
                                  if r.form_sent in ("required", "function", "mcp") and r.outcome not in ("rejected", "unfinished"))
     assert forced == {(c["form_sent"], c["scope"], c["forced_call"]): c["n"] for c in expected["forced_call"]}
     assert json.loads(generate_archive.sidecar_path(out).read_text())["events"] >= 30_000
+
+
+def test_the_vad_response_between_a_request_and_its_answer_is_server_initiated() -> None:
+    """Protocol §11.2: the turn's VAD response.created arrives after an out-of-band request was sent and before
+    that request's own response.created; the request is answered by its metadata echo, not by position."""
+    s = Session()
+    s.client({"type": "response.create", "response": {"conversation": "none", "metadata": {"t": "1"}}})
+    s.response("r_vad", "i_vad", None)  # in-band, no metadata: nobody asked for it
+    s.response("r_oob", "i_oob", None, oob=True, metadata={"t": "1"})
+    # an out-of-band request without metadata: the conversation_id null tells its answer apart
+    s.client({"type": "response.create", "response": {"conversation": "none"}})
+    s.response("r_vad2", "i_vad2", None)
+    s.response("r_oob2", "i_oob2", None, oob=True)
+    # two indistinguishable in-band requests: order decides, with low confidence
+    s.client({"type": "response.create"})
+    s.client({"type": "response.create"})
+    s.response("r_a", "i_a", None)
+    s.response("r_b", "i_b", None)
+    # a partial log: the response.done alone names its request by the metadata echo
+    s.client({"type": "response.create", "response": {"conversation": "none", "metadata": {"t": "5"}}})
+    s.ev({"type": "response.done", "response": {"id": "r_late", "status": "completed", "conversation_id": None,
+                                                 "metadata": {"t": "5"}, "output": []}})
+    # an error naming a commit's event_id answers the commit, not the waiting request
+    s.client({"type": "response.create", "event_id": "same"})
+    s.client({"type": "input_audio_buffer.commit", "event_id": "same"})
+    s.ev({"type": "error", "error": {"type": "invalid_request_error", "code": "input_audio_buffer_commit_empty",
+                                     "event_id": "same"}})
+    sm = match_session(s.events, "S")
+    got = [(r.response_id, r.pairing, r.confidence, r.outcome) for r in sm.requests]
+    assert got == [("r_oob", "metadata", "high", "completed"), ("r_oob2", "conversation", "high", "completed"),
+                   ("r_a", "order", "low", "completed"), ("r_b", "conversation", "low", "completed"),
+                   ("r_late", "done_metadata", "high", "completed"), (None, None, None, "unfinished")]
+    assert sm.server_initiated == ["r_vad", "r_vad2"]

@@ -123,3 +123,19 @@ def test_progress_goes_to_stderr_and_leaves_json_on_stdout_clean(generated):
     assert result.exit_code == 0
     assert json.loads(result.stdout)["totals"]["requests"] == expected["requests"]
     assert "reading archive" in result.stderr
+
+
+def test_pairing_filter_and_split_partition_the_requests(generated):
+    root, _, _ = generated
+    whole = json.loads(analyze(str(root), "--format", "json", "--by", "none").output)["totals"]["requests"]
+    by_pairing = json.loads(analyze(str(root), "--format", "json", "--by", "pairing").output)
+    per = Counter()
+    for g in by_pairing["groups"]:
+        per[g["split"]["pairing"]] += g["requests"]
+    assert sum(per.values()) == whole and len(per) > 1
+    for how, n in per.items():
+        kept = json.loads(analyze(str(root), "--format", "json", "--by", "none",
+                                  "--pairing", how or "none").output)
+        assert kept["totals"]["requests"] == n and kept["filters"]["pairings"] == [how or "none"]
+    result = analyze(str(root), "--pairing", "telepathy")
+    assert result.exit_code == 1 and "unknown pairing 'telepathy'" in result.output

@@ -1,46 +1,50 @@
-"""The window-function matching of answers.sql equals the queue counter of docs/definitions.md."""
-from __future__ import annotations
+"""The recursive walk of answers.sql pairs exactly as analyzer/state/match.py (docs/definitions.md, "Matching").
 
-from collections import deque
+Random sessions mix what makes pairing hard on real voice traffic (protocol §11.2): server-initiated responses
+between a request and its answer, out-of-band requests with and without metadata, indistinguishable requests,
+partial logs (a response.done without its response.created), errors naming the event_id of a request or of
+another client event, and ordered errors.
+"""
+from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rtreplay import queries
+from rtreplay.analyzer.state.match import match, requests
 from sql_fixtures import SessionLog
 
-# One step of a session: a request (with or without event_id), a response.created, an error that answers in
-# order, an error naming an event_id, or an error that answers nothing.
-STEPS = st.lists(st.sampled_from(["req", "req_id", "created", "busy", "param", "by_id", "other"]), max_size=40)
-
-
-def counter_matching(steps: list[str]) -> dict[int, int | None]:
-    """Rule 2 of the definition, straightforwardly: request index -> its answer's index (None: unanswered).
-
-    A counter of waiting requests; an ordered answer takes the oldest, or answers nothing when none waits.
-    """
-    answers: dict[int, int | None] = {}
-    waiting: deque[int] = deque()
-    for i, step in enumerate(steps):
-        if step == "req":
-            answers[i] = None
-            waiting.append(i)
-        elif step in ("created", "busy", "param") and waiting:
-            answers[waiting.popleft()] = i
-    return answers
+STEPS = st.lists(st.sampled_from([
+    "req", "req_oob", "req_meta1", "req_meta2", "req_id", "commit_id",
+    "created", "created_oob", "created_meta1", "created_meta2", "created_nokey", "done_meta1",
+    "busy", "param", "by_id", "other"]), max_size=40)
 
 
 def build(steps: list[str]) -> SessionLog:
     s = SessionLog("20260901T080000000000-prop")
     last_id = None
     for i, step in enumerate(steps):
+        meta = {"t": step[-1]} if "meta" in step else None
         if step == "req":
             s.request()
+        elif step == "req_oob":
+            s.request(conversation="none")
+        elif step.startswith("req_meta"):
+            s.request(conversation="none", metadata=meta)
         elif step == "req_id":
             last_id = f"evt_{i}"
             s.request(last_id)
-        elif step == "created":
-            s.created(f"resp_{i}")
+        elif step == "commit_id":  # reuses the last request's event_id: an error naming it answers the commit
+            s.client("input_audio_buffer.commit", event_id=last_id or "evt_none")
+        elif step.startswith("created"):
+            response = {"id": f"resp_{i}", "status": "in_progress", "output": [], "metadata": meta}
+            if step != "created_nokey":
+                response["conversation_id"] = None if step != "created" else "conv_1"
+            s.server("response.created", response=response)
+            s.done(f"resp_{i}", metadata=meta)
+        elif step == "done_meta1":
+            s.server("response.done", response={"id": f"resp_{i}", "status": "completed", "output": [],
+                                                 "conversation_id": None, "metadata": meta})
         elif step == "busy":
             s.error("invalid_request_error", "conversation_already_has_active_response")
         elif step == "param":
@@ -52,28 +56,20 @@ def build(steps: list[str]) -> SessionLog:
     return s
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(STEPS)
-def test_window_functions_equal_the_queue_counter(steps):
+def test_sql_pairs_as_the_python_walk(steps):
     log = build(steps)
-    con = queries.connect(log.table())
+    table = log.table()
+    con = queries.connect(table)
     try:
-        got = {r["seq"]: r["answer_seq"] for r in con.sql("SELECT seq, answer_seq FROM outcomes").pl().to_dicts()}
+        sql = con.sql("SELECT seq, answer_seq, pairing, confidence, outcome, response_id FROM outcomes").pl()
+        initiated = con.sql("SELECT response_id FROM responses WHERE initiated_by = 'server' ORDER BY created_seq")
+        server = [r[0] for r in initiated.fetchall()]
     finally:
         con.close()
-    assert got == rule_one_first(steps)
-
-
-def rule_one_first(steps: list[str]) -> dict[int, int | None]:
-    """Rule 1 takes a request out of the queue altogether (whenever its error comes); then the counter."""
-    rejected: dict[int, int] = {}
-    last_id: int | None = None
-    for i, step in enumerate(steps):
-        if step == "req_id":
-            last_id = i
-        elif step == "by_id" and last_id is not None and last_id not in rejected:
-            rejected[last_id] = i
-    answers = counter_matching(["skip" if i in rejected else "req" if s == "req_id" else s
-                                for i, s in enumerate(steps)])
-    answers.update(rejected)
-    return answers
+    got = {r["seq"]: r for r in sql.to_dicts()}
+    want = {r.seq: {"seq": r.seq, "answer_seq": r.answer_seq, "pairing": r.pairing, "confidence": r.confidence,
+                    "outcome": r.outcome, "response_id": r.response_id} for r in requests(table)}
+    assert got == want
+    assert server == match(table).server_initiated.get(log.session_id, [])

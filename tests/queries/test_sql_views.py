@@ -71,7 +71,7 @@ def test_server_initiated_responses_and_errors_that_answer_nothing(con):
     vad = rows(con, "SELECT initiated_by, request_id FROM responses WHERE response_id = 'resp_vad'")
     assert vad == [{"initiated_by": "server", "request_id": None}]
     unmatched = rows(con, "SELECT answer_type FROM answers WHERE request_id IS NULL ORDER BY answer_seq")
-    assert [r["answer_type"] for r in unmatched] == ["error", "response.created"]
+    assert [r["answer_type"] for r in unmatched] == ["error", "response.created", "response.created"]
     caused = rows(con, "SELECT caused_by FROM errors WHERE client_event_id = 'evt_item'")
     assert caused == [{"caused_by": "conversation.item.create"}]
 
@@ -97,15 +97,15 @@ def test_sessions_model_falls_back_to_the_proxy_open_query(con):
 def test_failure_rate_report_counts(golden):
     report = queries.report(golden[0], "failure_rate").to_dicts()
     total = next(r for r in report if r["scope"] == "all" and r["form"] == "all")
-    assert (total["requests"], total["failed"], total["rejected"], total["unfinished"]) == (15, 3, 3, 2)
-    assert total["failure_rate"] == pytest.approx(3 / 13)
+    assert (total["requests"], total["failed"], total["rejected"], total["unfinished"]) == (18, 5, 3, 3)
+    assert total["failure_rate"] == pytest.approx(5 / 15)
     assert [r["form"] for r in report if r["scope"] == "all"] == [
         "absent", "auto", "none", "required", "function", "mcp", "invalid", "all"]
 
 
 def test_token_usage_by_model_and_day(golden):
     usage = queries.report(golden[0], "token_usage").to_dicts()
-    assert sum(r["responses"] for r in usage) == 11  # every response.done
+    assert sum(r["responses"] for r in usage) == 14  # every response.done
     assert {str(r["day"]) for r in usage} == {"2026-09-01", "2026-09-02"}
     assert all(r["total_tokens"] == 30 * r["responses"] for r in usage)
 
@@ -121,7 +121,7 @@ def test_view_script_gives_the_plain_duckdb_client_the_same_views(golden):
     plain = duckdb.connect()
     plain.execute(queries.view_script(golden[0]))
     ours = queries.connect(golden[0], journals=False)
-    sql = "SELECT request_id, outcome, confidence, forced_call FROM outcomes ORDER BY request_id"
+    sql = "SELECT request_id, outcome, pairing, confidence, forced_call FROM outcomes ORDER BY request_id"
     assert plain.sql(sql).pl().to_dicts() == ours.sql(sql).pl().to_dicts()
 
 
