@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from rtreplay.analyzer.state.load import scan
-from rtreplay.analyzer.state.request import FORCED_FORMS, Request
+from rtreplay.analyzer.state.request import FORCED_FORMS, Request, answer_key, fits, request_key
 from rtreplay.analyzer.state.session import Event
 from rtreplay.recorder.archive import ArchiveProblem
 from rtreplay.recorder.store import Archive
@@ -109,24 +109,12 @@ def match_events(events: Sequence[Event], session_id: str = "") -> list[Request]
     return match_session(events, session_id).requests
 
 
-def _meta_key(value: Any) -> dict | None:
-    """The metadata part of a key: a non-empty object, else none."""
-    return value if isinstance(value, dict) and value else None
-
-
-@dataclass
-class _Waiting:
-    index: int
-    meta: dict | None
-    oob: bool
-
-
-def _take(waiting: list[_Waiting], meta: dict | None, oob: bool | None) -> tuple[int, int] | None:
-    """The oldest waiting request with this key, and how many had it; None when none."""
-    same = [k for k, w in enumerate(waiting) if w.meta == meta and (oob is None or w.oob == oob)]
+def _take(waiting: list[tuple[int, tuple]], key: tuple) -> tuple[int, int] | None:
+    """The oldest waiting request (index, key) with this answer key, and how many had it; None when none."""
+    same = [k for k, (_, wkey) in enumerate(waiting) if fits(wkey, key)]
     if not same:
         return None
-    return waiting.pop(same[0]).index, len(same)
+    return waiting.pop(same[0])[0], len(same)
 
 
 def _rejections(events: Sequence[Event]) -> dict[int, Event]:
@@ -151,7 +139,7 @@ def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch
     rejected = _rejections(events)  # rule 1 takes a request out of the walk altogether
     session: dict = {}
     open_model: str | None = None
-    waiting: list[_Waiting] = []
+    waiting: list[tuple[int, tuple]] = []  # (request index, request key)
     answers: dict[int, tuple[str, Event, str]] = {}  # request index -> (kind, event, pairing)
     done: dict[str, Event] = {}
     created_by: dict[str, int] = {}
@@ -163,8 +151,7 @@ def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch
         if t == "response.create" and e.direction == CLIENT:
             context[i] = (session, open_model)
             if i not in rejected:
-                params = _obj(e.data.get("response"))
-                waiting.append(_Waiting(i, _meta_key(params.get("metadata")), params.get("conversation") == "none"))
+                waiting.append((i, request_key(e.data.get("response"))))
         elif e.direction != SERVER:
             if t == PROXY_OPEN:
                 open_model = _model_from_open(e.data)
@@ -175,12 +162,11 @@ def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch
             rid = e.response_id or resp.get("id")
             if isinstance(rid, str):
                 seen.add(rid)
-            oob = resp.get("conversation_id") is None if "conversation_id" in resp else None
-            meta = _meta_key(resp.get("metadata"))
-            got = _take(waiting, meta, oob)
+            key = answer_key(resp)
+            got = _take(waiting, key)
             if got is not None:
                 j, n = got
-                answers[j] = ("created", e, "order" if n > 1 else "metadata" if meta else "conversation")
+                answers[j] = ("created", e, "order" if n > 1 else "metadata" if key[0] else "conversation")
                 if isinstance(rid, str):
                     created_by[rid] = j
             elif isinstance(rid, str):
@@ -192,9 +178,8 @@ def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch
                 continue
             if rid not in seen:  # a partial log: no response.created; paired by its metadata echo
                 seen.add(rid)
-                meta = _meta_key(resp.get("metadata"))
-                oob = resp.get("conversation_id") is None if "conversation_id" in resp else None
-                got = _take(waiting, meta, oob) if meta else None
+                key = answer_key(resp)
+                got = _take(waiting, key) if key[0] else None
                 if got is not None:
                     j, n = got
                     answers[j] = ("done", e, "order" if n > 1 else "done_metadata")
@@ -202,7 +187,7 @@ def match_session(events: Sequence[Event], session_id: str = "") -> SessionMatch
             if rid in created_by and rid not in done:
                 done[rid] = e
         elif t == "error" and waiting and is_ordered_rejection(_obj(e.data.get("error"))):
-            answers[waiting.pop(0).index] = ("error", e, "error_order")
+            answers[waiting.pop(0)[0]] = ("error", e, "error_order")
     out = [_request(events[i], session_id, *context[i], rejected.get(i), answers.get(i), done)
            for i in sorted(context)]
     return SessionMatch(out, server_initiated)

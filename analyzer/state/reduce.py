@@ -27,10 +27,11 @@ from typing import Any
 from rtreplay.analyzer.state.reduce_items import (
     ARGUMENTS_RUN, AUDIO_RUN, INPUT_RUN, TEXT_RUN, TRANSCRIPT_RUN, Handler, Malformed, RunHandler, anomaly,
     arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
-    item_deleted, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item, merge_known_item,
-    new_item,
-    part_added, text_delta, text_done, transcription_completed, transcription_delta,
+    item_deleted, item_done, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item,
+    merge_known_item, new_item, part_added, text_delta, text_done, transcription_completed, transcription_delta,
+    transcription_failed,
 )
+from rtreplay.analyzer.state.request import answer_key, fits, metadata_key, request_key
 from rtreplay.analyzer.state.session import Anomaly, Event, Response, SessionState
 
 __all__ = ["HANDLERS", "RUN_HANDLERS", "AnomalyError", "Malformed", "apply", "apply_run", "finish", "fold"]
@@ -62,6 +63,13 @@ def _input_bytes_per_ms(state: SessionState) -> int:
 def speech_started(state: SessionState, ev: Event) -> None:
     start = ev.data.get("audio_start_ms")
     state.speech_ms = (start if isinstance(start, int) else None, None)
+
+
+def timeout_triggered(state: SessionState, ev: Event) -> None:
+    """The idle timeout ends the turn like end of speech: the commit that follows takes audio_start_ms..
+    audio_end_ms (protocol §2.3: "followed by a commit of the silent audio and a response")."""
+    start, end = ev.data.get("audio_start_ms"), ev.data.get("audio_end_ms")
+    state.speech_ms = (start if isinstance(start, int) else None, end if isinstance(end, int) else None)
 
 
 def speech_stopped(state: SessionState, ev: Event) -> None:
@@ -132,21 +140,36 @@ def _response(state: SessionState, ev: Event, rid: Any) -> Response:
     return r
 
 
+def _take_request(state: SessionState, raw: dict, r: Response) -> None:
+    """Give `r` the oldest waiting request with its key (docs/definitions.md, "Matching"): with server VAD
+    the turn's own response.created can come between a request and its answer (protocol §11.2)."""
+    key = answer_key(raw)
+    for i, (seq, _, params) in enumerate(state.waiting_requests):
+        if fits(request_key(params), key):
+            r.request_seq, r.request = seq, params
+            del state.waiting_requests[i]
+            return
+
+
 def response_created(state: SessionState, ev: Event) -> None:
-    """A new response; the oldest waiting client request is what asked for it (none: server-initiated)."""
+    """A new response; the waiting request with its key is what asked for it (none: server-initiated)."""
     raw = as_dict(ev.data.get("response"), "response")
     rid = as_str(raw.get("id"), "response.id")
     r = Response(rid, status=str(raw.get("status", "in_progress")), conversation_id=raw.get("conversation_id"),
                  metadata=raw.get("metadata"), created_seq=ev.seq, created_mono_ns=ev.mono_ns)
-    if state.waiting_requests:
-        r.request_seq, _, r.request = state.waiting_requests.pop(0)
-    if r.request is not None and "conversation" in r.request:
-        r.out_of_band = r.request["conversation"] == "none"
-    else:
-        r.out_of_band = "conversation_id" in raw and raw["conversation_id"] is None
+    _take_request(state, raw, r)
+    _set_out_of_band(r, raw)
     if rid in state.responses:
         anomaly(state, ev, "duplicate_response", f"{rid} created twice; the second replaces the first")
     state.responses[rid] = r
+
+
+def _set_out_of_band(r: Response, raw: dict) -> None:
+    """Out-of-band by the server's word, conversation_id null (§5.4, §11.1); the request's only without it."""
+    if "conversation_id" in raw:
+        r.out_of_band = raw["conversation_id"] is None
+    else:
+        r.out_of_band = r.request is not None and r.request.get("conversation") == "none"
 
 
 def output_item_added(state: SessionState, ev: Event) -> None:
@@ -171,6 +194,11 @@ def output_item_done(state: SessionState, ev: Event) -> None:
 def response_done(state: SessionState, ev: Event) -> None:
     raw = as_dict(ev.data.get("response"), "response")
     r = _response(state, ev, raw.get("id"))
+    if r.created_seq is None and r.request is None and r.done_seq is None:  # a partial log: no response.created
+        if metadata_key(raw.get("metadata")):
+            _take_request(state, raw, r)  # named by its metadata echo only
+        _set_out_of_band(r, raw)
+        r.conversation_id, r.metadata = raw.get("conversation_id"), raw.get("metadata")
     r.status = str(raw.get("status"))
     r.status_details = raw.get("status_details")
     r.usage = raw.get("usage")
@@ -198,6 +226,7 @@ def error_event(state: SessionState, ev: Event) -> None:
     err = ev.data.get("error")
     if not isinstance(err, dict):
         raise Malformed("error is not an object")
+    state.errors.append((ev.seq, ev.type, err))
     eid = err.get("event_id")
     if eid is not None:
         for i, (_, sent, _) in enumerate(state.waiting_requests):
@@ -246,21 +275,21 @@ HANDLERS: dict[str, Handler] = {
     "transcription_session.updated": session_set,  # beta
     "conversation.created": no_change,
     "conversation.item.added": item_upserted,
-    "conversation.item.done": item_upserted,
+    "conversation.item.done": item_done,
     "conversation.item.created": item_upserted,  # beta
     "conversation.item.retrieved": item_retrieved,
     "conversation.item.truncated": item_truncated,
     "conversation.item.deleted": item_deleted,
     "conversation.item.input_audio_transcription.delta": transcription_delta,
     "conversation.item.input_audio_transcription.completed": transcription_completed,
-    "conversation.item.input_audio_transcription.failed": no_change,
+    "conversation.item.input_audio_transcription.failed": transcription_failed,
     "conversation.item.input_audio_transcription.segment": no_change,
     # server: input audio buffer
     "input_audio_buffer.speech_started": speech_started,
     "input_audio_buffer.speech_stopped": speech_stopped,
     "input_audio_buffer.committed": buffer_committed,
     "input_audio_buffer.cleared": buffer_cleared,
-    "input_audio_buffer.timeout_triggered": no_change,
+    "input_audio_buffer.timeout_triggered": timeout_triggered,
     "input_audio_buffer.dtmf_event_received": no_change,
     "output_audio_buffer.started": no_change,
     "output_audio_buffer.stopped": no_change,

@@ -139,7 +139,8 @@ def _attach_input_audio(state: SessionState, item: Item) -> None:
 
 
 def item_upserted(state: SessionState, ev: Event) -> None:
-    """conversation.item.added / .done / .created (beta): insert after previous_item_id, or merge."""
+    """conversation.item.added / .created (beta): the item joins the default conversation after
+    previous_item_id (§4.2), or, already there, is merged (and moved when announced elsewhere)."""
     d = ev.data
     raw = as_dict(d.get("item"), "item")
     iid = as_str(raw.get("id"), "item.id")
@@ -161,6 +162,20 @@ def item_upserted(state: SessionState, ev: Event) -> None:
     _place(state, ev, iid, d.get("previous_item_id"), "previous_item_id" in d)
     _attach_input_audio(state, item)
 
+
+def item_done(state: SessionState, ev: Event) -> None:
+    """conversation.item.done finishes an item; it never adds one. The real server sends it, with
+    previous_item_id null, for the outputs of out-of-band responses too (protocol §11.1): an item that was only
+    ever a response output stays that output."""
+    d = ev.data
+    raw = as_dict(d.get("item"), "item")
+    iid = as_str(raw.get("id"), "item.id")
+    if iid in state.items:
+        item_upserted(state, ev)
+    elif iid in state.outputs:
+        merge_item(state.outputs[iid], raw)
+    else:
+        anomaly(state, ev, "done_for_unknown_item", f"{iid} was never added nor output; not placed")
 
 def _position_differs(state: SessionState, iid: str, prev: Any) -> bool:
     i = position(state.order, iid)
@@ -332,6 +347,19 @@ def transcription_completed(state: SessionState, ev: Event) -> None:
         item.content[index].fields["transcript"] = transcript
     else:
         state.pending_transcripts.setdefault(iid, {})[index] = transcript
+
+
+def transcription_failed(state: SessionState, ev: Event) -> None:
+    """The item keeps no transcript; the error shows on its part (`transcription_error`) and in errors."""
+    d = ev.data
+    error = d.get("error")
+    state.errors.append((ev.seq, ev.type, error))
+    index = as_index(d.get("content_index"), "content_index")
+    item = state.find_item(d.get("item_id"))
+    if item is None or index >= len(item.content):
+        anomaly(state, ev, "transcription_for_unknown_item", f"{d.get('item_id')!r} part {index} is not known")
+        return
+    item.content[index].fields["transcription_error"] = error
 
 
 # -- runs (analyzer/load.py): a channel's rows at once -----------------------------------------------------

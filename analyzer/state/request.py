@@ -52,3 +52,24 @@ class Request:
     @property
     def request_id(self) -> str:
         return f"{self.session_id}:{self.seq}"
+
+
+# The key that tells which request a response answers (docs/definitions.md, "Matching"): the metadata (a
+# non-empty object, else None) and whether it is out-of-band. An answer's out-of-band part is None when its
+# `response` has no conversation_id key (only the metadata is then compared).
+def metadata_key(value: Any) -> dict | None:
+    return value if isinstance(value, dict) and value else None
+
+
+def request_key(params: Any) -> tuple[dict | None, bool]:
+    params = params if isinstance(params, dict) else {}
+    return metadata_key(params.get("metadata")), params.get("conversation") == "none"
+
+
+def answer_key(response: dict) -> tuple[dict | None, bool | None]:
+    oob = response.get("conversation_id") is None if "conversation_id" in response else None
+    return metadata_key(response.get("metadata")), oob
+
+
+def fits(request: tuple[dict | None, bool], answer: tuple[dict | None, bool | None]) -> bool:
+    return request[0] == answer[0] and (answer[1] is None or request[1] == answer[1])

@@ -170,7 +170,7 @@ class Response:
     usage: Any = None
     output: list[str] = field(default_factory=list)  # output item ids, in output_index order
     final: dict | None = None  # the `response` object of response.done (output without audio)
-    request_seq: int | None = None  # seq of the client response.create that asked for it (in order)
+    request_seq: int | None = None  # seq of the client response.create that asked for it (definitions.md)
     request: dict | None = None  # that request's `response` parameters
     created_seq: int | None = None
     done_seq: int | None = None
@@ -211,8 +211,11 @@ class SessionState:
     buffer_start: int = 0  # session offset (bytes) of the first uncommitted byte
     speech_ms: tuple[int | None, int | None] = (None, None)  # VAD audio_start_ms / audio_end_ms of this turn
     anomalies: list[Anomaly] = field(default_factory=list)
+    # Errors the server reported: `error` events and failed input transcriptions, as (seq, type, error object).
+    errors: list[tuple[int, str, Any]] = field(default_factory=list)
     # Bookkeeping between events (part of the state, so a snapshot can continue the fold).
-    waiting_requests: list[tuple[int, dict | None]] = field(default_factory=list)  # (seq, params) in order
+    # Requests not yet answered, in order: (seq, event_id, `response` parameters).
+    waiting_requests: list[tuple[int, Any, dict | None]] = field(default_factory=list)
     committed_audio: dict[str, list] = field(default_factory=dict)  # item id -> audio of the commit
     client_audio: dict[str, bytes] = field(default_factory=dict)  # client-created item id -> its audio
     pending_transcripts: dict[str, dict[int, str]] = field(default_factory=dict)  # item id -> index -> text
@@ -224,7 +227,7 @@ class SessionState:
             self.session_id, self.last_seq, _copy_json(self.session), list(self.order),
             {k: v.copy() for k, v in self.items.items()}, {k: v.copy() for k, v in self.outputs.items()},
             {k: v.copy() for k, v in self.responses.items()}, list(self.input_audio), self.input_written,
-            self.buffer_start, self.speech_ms, list(self.anomalies),
+            self.buffer_start, self.speech_ms, list(self.anomalies), list(self.errors),
             list(self.waiting_requests), {k: list(v) for k, v in self.committed_audio.items()},
             dict(self.client_audio), {k: dict(v) for k, v in self.pending_transcripts.items()}, self.closed,
         )
@@ -255,6 +258,7 @@ class SessionState:
                 for rid, r in self.responses.items()
             },
             "input_audio_bytes": sum(len(c) for c in self.input_audio),
+            "errors": [{"seq": seq, "type": kind, "error": error} for seq, kind, error in self.errors],
             "anomalies": [{"seq": a.seq, "type": a.type, "kind": a.kind, "message": a.message} for a in self.anomalies],
         }
 

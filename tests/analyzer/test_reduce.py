@@ -156,3 +156,64 @@ def test_every_sdk_event_type_has_a_handler() -> None:
     sdk = _sdk_types(realtime_client_event.RealtimeClientEvent) | _sdk_types(realtime_server_event.RealtimeServerEvent)
     assert len(sdk) >= 57
     assert sorted(sdk - set(HANDLERS)) == []
+
+
+def test_failed_transcription_shows_on_its_item_and_in_errors() -> None:
+    s = Session()
+    s.ev({"type": "conversation.item.added", "previous_item_id": None, "item": {
+        "id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}})
+    error = {"type": "transcription_error", "code": "audio_unintelligible", "message": "The audio could not be transcribed."}
+    s.ev({"type": "conversation.item.input_audio_transcription.failed", "item_id": "u1", "content_index": 0,
+          "error": error})
+    state = rebuild(s.events, strict=True)
+    assert state.items["u1"].content[0].fields["transcription_error"] == error
+    assert state.errors == [(1, "conversation.item.input_audio_transcription.failed", error)]
+    assert state.to_json()["errors"][0]["error"]["code"] == "audio_unintelligible"
+
+
+def test_idle_timeout_commits_its_segment_like_end_of_speech() -> None:
+    """timeout_triggered carries the segment the following commit takes (protocol §2.3)."""
+    s = Session()
+    s.session_created()
+    s.client({"type": "input_audio_buffer.append"}, audio=bytes(range(200)) * 48)  # 200 ms of pcm16 24 kHz
+    s.ev({"type": "input_audio_buffer.timeout_triggered", "item_id": "u1", "audio_start_ms": 50, "audio_end_ms": 150})
+    s.ev({"type": "input_audio_buffer.committed", "item_id": "u1", "previous_item_id": None})
+    s.ev({"type": "conversation.item.added", "previous_item_id": None, "item": {
+        "id": "u1", "type": "message", "role": "user", "content": [{"type": "input_audio"}]}})
+    state = rebuild(s.events, strict=True)
+    assert len(state.items["u1"].content[0].audio_bytes()) == 100 * 48
+    assert state.input_audio_bytes() == (bytes(range(200)) * 48)[150 * 48:]
+
+
+def test_out_of_band_output_done_leaves_the_conversation_alone() -> None:
+    """Protocol §11.1: the real server sends conversation.item.done (previous_item_id null) for an out-of-band
+    output, never .added; the output stays the response's, and assistant messages keep `phase`, in order."""
+    s = Session()
+    s.add("u1", None)
+    s.client({"type": "response.create", "response": {"conversation": "none", "metadata": {"k": "1"}}})
+    base = {"id": "r1", "conversation_id": None, "metadata": {"k": "1"}}
+    s.ev({"type": "response.created", "response": {**base, "status": "in_progress", "output": []}})
+    for n, phase in enumerate(["commentary", "final_answer"]):
+        item = {"id": f"o{n}", "type": "message", "role": "assistant", "phase": phase, "content": []}
+        s.ev({"type": "response.output_item.added", "response_id": "r1", "output_index": n, "item": item})
+        s.ev({"type": "conversation.item.done", "previous_item_id": None, "item": {**item, "status": "completed"}})
+        s.ev({"type": "response.output_item.done", "response_id": "r1", "output_index": n, "item": item})
+    s.ev({"type": "response.done", "response": {**base, "status": "completed", "output": [],
+                                                "usage": {"output_token_details": {"reasoning_tokens": 7}}}})
+    state = rebuild(s.events, strict=True)
+    r = state.responses["r1"]
+    assert state.order == ["u1"] and r.out_of_band and r.request_seq == 2
+    assert [(i, state.outputs[i].fields["phase"], state.outputs[i].fields["status"]) for i in r.output] == [
+        ("o0", "commentary", "completed"), ("o1", "final_answer", "completed")]
+    assert r.usage["output_token_details"]["reasoning_tokens"] == 7
+
+
+def test_a_partial_log_pairs_its_response_done_by_the_metadata_echo() -> None:
+    s = Session()
+    s.client({"type": "response.create", "response": {"metadata": {"k": "2"}}})
+    s.client({"type": "response.create", "response": {"conversation": "none", "metadata": {"k": "1"}}})
+    s.ev({"type": "response.done", "response": {"id": "r1", "status": "completed", "conversation_id": None,
+                                                "metadata": {"k": "1"}, "output": []}})
+    state = rebuild(s.events)
+    assert state.responses["r1"].request_seq == 1 and state.responses["r1"].out_of_band
+    assert kinds(state) == ["unknown_response"]

@@ -118,3 +118,79 @@ def test_loaded_sessions_fold_like_their_events_at_every_seq(tmp_path) -> None:
         assert st_.to_json(with_audio=True) == state_at(s.events, seq - 1, sid).to_json(with_audio=True)
     assert history.final.to_json() == rebuild(s.events, sid).to_json()
     assert load.events(tmp_path).collect().height == len(s.events)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw_events())
+def test_a_done_never_adds_an_item(events) -> None:
+    """Only conversation.item.added / .created put an item in the conversation (protocol §11.1)."""
+    state = SessionState()
+    for e in events:
+        before = set(state.items)
+        apply(state, e)
+        if e.type == "conversation.item.done":
+            assert set(state.items) <= before
+
+
+def _response_events(rid: str, iid: str, oob: bool, prev: str | None, meta: dict | None) -> list[dict]:
+    """One text response as the real GA server streams it (§11.1, §11.3): an out-of-band output gets
+    conversation.item.done with previous_item_id null and no .added."""
+    conv = None if oob else "conv_1"
+    base = {"object": "realtime.response", "id": rid, "conversation_id": conv, "metadata": meta}
+    item = {"id": iid, "type": "message", "role": "assistant", "content": [], "phase": "final_answer"}
+    full = {**item, "status": "completed", "content": [{"type": "output_text", "text": iid}]}
+    out = [{"type": "response.created", "response": {**base, "status": "in_progress", "output": []}},
+           {"type": "response.output_item.added", "response_id": rid, "output_index": 0, "item": item}]
+    if not oob:
+        out.append({"type": "conversation.item.added", "previous_item_id": prev, "item": item})
+    out += [{"type": "response.content_part.added", "response_id": rid, "item_id": iid, "output_index": 0,
+             "content_index": 0, "part": {"type": "output_text", "text": ""}},
+            {"type": "response.output_text.delta", "response_id": rid, "item_id": iid, "output_index": 0,
+             "content_index": 0, "delta": iid, "obfuscation": "x9"},
+            {"type": "conversation.item.done", "previous_item_id": None if oob else prev, "item": full},
+            {"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": full},
+            {"type": "response.done", "response": {**base, "status": "completed", "output": [full]}}]
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.booleans(), st.lists(st.booleans(), min_size=14, max_size=14)), min_size=1, max_size=4))
+def test_vad_and_out_of_band_responses_interleaved_like_the_real_server(turns) -> None:
+    """Per turn: the user item, server VAD's response and an out-of-band request whose own events interleave
+    with the VAD response's in any order (its request sent before or after the VAD response.created). The
+    conversation holds exactly the user items and VAD answers; each out-of-band response belongs to its request."""
+    s = Session()
+    prev: str | None = None
+    conversation, oob_requests = [], {}
+    for n, (request_first, picks) in enumerate(turns):
+        user = f"item_u{n}"
+        s.ev({"type": "input_audio_buffer.committed", "item_id": user, "previous_item_id": prev})
+        s.ev({"type": "conversation.item.added", "previous_item_id": prev, "item": {
+            "id": user, "type": "message", "role": "user", "content": [{"type": "input_audio"}]}})
+        meta = {"turn": str(n)}
+        vad = _response_events(f"resp_v{n}", f"item_a{n}", False, user, None)
+        oob = _response_events(f"resp_o{n}", f"item_o{n}", True, None, meta)
+        request = {"type": "response.create", "response": {"conversation": "none", "metadata": meta,
+                                                          "input": [{"type": "item_reference", "id": user}]}}
+        if request_first:
+            oob_requests[f"resp_o{n}"] = s.client(request).seq
+        merged = [vad.pop(0)]  # the VAD response.created first: its turn was committed first (§11.2)
+        if not request_first:
+            oob_requests[f"resp_o{n}"] = s.client(request).seq
+        for pick in picks:
+            if (pick and vad) or not oob:
+                merged.append(vad.pop(0)) if vad else None
+            else:
+                merged.append(oob.pop(0))
+        merged += vad + oob
+        for e in merged:
+            s.ev(e)
+        conversation += [user, f"item_a{n}"]
+        prev = f"item_a{n}"
+    state = rebuild(s.events, strict=True)
+    assert state.order == conversation
+    for rid, seq in oob_requests.items():
+        r = state.responses[rid]
+        assert r.out_of_band and r.request_seq == seq and r.output[0] not in state.items
+        assert state.outputs[r.output[0]].fields["phase"] == "final_answer"  # unknown fields kept
+    assert all(r.request_seq is None for rid, r in state.responses.items() if rid.startswith("resp_v"))

@@ -1,0 +1,103 @@
+"""Every real recording in tests/data/real/ rebuilds and pairs as its expected answer says.
+
+The `<name>.expected.json` beside each `<name>.jsonl` was written by reading the events (see its
+`read_by_hand` and tests/data/real/README.md), not by running rtreplay: the default conversation's item ids in
+order, the out-of-band output ids, which response each `response.create` (by its line in the file) produced,
+the responses nobody asked for, and which client event each error naming an event_id answers. The recording
+is imported (`rtreplay import`, one proxy.open record before line 0, so seq = line + 1), then checked through
+the reducer, `match`, `analyze`, the SQL views and `replay --dry-run`.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rtreplay import queries
+from rtreplay.analyzer.state import load
+from rtreplay.analyzer.state.match import match
+from rtreplay.analyzer.state.timeline import rebuild
+from rtreplay.cli import cli
+
+REAL = Path(__file__).resolve().parents[1] / "data" / "real"
+RECORDINGS = sorted(p.name.removesuffix(".expected.json") for p in REAL.glob("*.expected.json"))
+SID = "20261201T120000000000-real01"
+
+
+@pytest.fixture(scope="module", params=RECORDINGS)
+def recording(request, tmp_path_factory):
+    name = request.param
+    root = tmp_path_factory.mktemp(name)
+    res = CliRunner().invoke(cli, ["import", str(REAL / f"{name}.jsonl"), "--out", str(root), "--session-id", SID])
+    assert res.exit_code == 0, res.output
+    return root, json.loads((REAL / f"{name}.expected.json").read_text())
+
+
+def line_seq(line: int) -> int:
+    return line + 1  # the import's proxy.open record is seq 0
+
+
+def test_every_recording_has_its_expected_answer():
+    assert {p.name.removesuffix(".jsonl") for p in REAL.glob("*.jsonl")} == set(RECORDINGS)
+
+
+def test_rebuild_keeps_the_conversation_the_server_keeps(recording):
+    root, want = recording
+    ((sid, table),) = list(load.iter_sessions(root))
+    state = rebuild(load.session_events(table), sid)
+    assert state.order == want["conversation"]
+    oob = [i for r in state.responses.values() if r.out_of_band for i in r.output]
+    assert sorted(oob) == sorted(want["out_of_band_outputs"])
+    assert not set(oob) & set(state.items)
+
+
+def test_requests_pair_with_the_responses_they_produced(recording):
+    root, want = recording
+    result = match(root)
+    got = [{"line": r.seq - 1, "response_id": r.response_id, "outcome": r.outcome} for r in result.requests]
+    assert got == want["requests"]
+    assert result.server_initiated.get(SID, []) == want["server_initiated"]
+
+
+def test_sql_pairs_the_same(recording):
+    root, want = recording
+    con = queries.connect(root)
+    try:
+        rows = con.sql("SELECT seq, response_id, outcome FROM outcomes ORDER BY seq").fetchall()
+        server = [r[0] for r in con.sql("SELECT response_id FROM responses WHERE initiated_by = 'server' "
+                                        "ORDER BY created_seq").fetchall()]
+        errors = con.sql("SELECT e.seq, c.seq FROM errors e JOIN events c ON c.session_id = e.session_id "
+                         "AND c.direction = 'client' AND c.event_id = e.client_event_id AND c.seq < e.seq "
+                         "WHERE e.source = 'error' AND e.request_id IS NULL ORDER BY e.seq").fetchall()
+    finally:
+        con.close()
+    assert [{"line": s - 1, "response_id": r, "outcome": o} for s, r, o in rows] == want["requests"]
+    assert server == want["server_initiated"]
+    assert [{"line": e - 1, "answers_line": c - 1} for e, c in errors] == want["errors_answer"]
+
+
+def test_analyze_counts_the_expected_outcomes(recording):
+    root, want = recording
+    res = CliRunner().invoke(cli, ["analyze", str(root), "--format", "json", "--no-progress", "--by", "none"])
+    assert res.exit_code == 0, res.output
+    totals = json.loads(res.stdout)["totals"]
+    expected = Counter(r["outcome"] for r in want["requests"])
+    assert {o: totals[o] for o in expected} == dict(expected) and totals["requests"] == len(want["requests"])
+
+
+def test_replay_recreates_only_conversation_items(recording):
+    root, want = recording
+    res = CliRunner().invoke(cli, ["replay", str(root), "--scope", "all", "--dry-run", "--format", "json",
+                                   "--target", "ws://127.0.0.1:9/v1/realtime"])  # dry run: never connects
+    if not want["requests"]:
+        assert res.exit_code == 1 and "no recorded request matches" in res.output
+        return
+    assert res.exit_code == 0, res.output
+    plans = json.loads(res.stdout)
+    assert len(plans) == len(want["requests"])
+    for plan in plans:
+        created = [e["item"]["id"] for e in plan["events"] if e["type"] == "conversation.item.create"]
+        assert created == want["conversation"][:len(created)], plan["request_id"]
