@@ -14,6 +14,10 @@ from pathlib import Path
 
 import click
 
+from rtreplay.cli.location import Location
+from rtreplay.cli.record import _upload_all
+from rtreplay.recorder.store import display, is_url
+from rtreplay.recorder.upload import Uploader
 from rtreplay import simulator
 from rtreplay.cli.replay import replay
 from rtreplay.cli.report import analyze
@@ -48,13 +52,16 @@ def _step(title: str) -> None:
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("rtreplay-demo"),
               show_default=True, help="Where the demo writes its archive (logs/) and replays (replays/).")
+@click.option("--archive", "url", type=Location(), metavar="URL",
+              help="Record into this object-store archive (s3://bucket/prefix) instead of OUT/logs; sessions wait "
+                   "in OUT/spool until uploaded.")
 @click.option("--conversations", type=click.IntRange(1, 200), default=12, show_default=True,
               help="Scripted app sessions to record.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Simulator seed (same seed, same run).")
 @click.option("--repeat", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Replays per failed request and variant.")
 @click.pass_context
-def demo(ctx: click.Context, out: Path, conversations: int, seed: int, repeat: int) -> None:
+def demo(ctx: click.Context, out: Path, url: str | None, conversations: int, seed: int, repeat: int) -> None:
     """Record a scripted app through the proxy to the built-in simulator, then report and replay.
 
     The app holds support conversations (text, a function call, a spoken turn) and sends out-of-band
@@ -66,13 +73,19 @@ def demo(ctx: click.Context, out: Path, conversations: int, seed: int, repeat: i
       rtreplay demo --out /tmp/rtreplay-demo
     """
     _prepare(out)
-    logs, replays = out / "logs", out / "replays"
+    if url is not None and not is_url(url):
+        raise click.UsageError("--archive takes an object-store URL (s3://bucket/prefix); for a directory use --out")
+    logs, replays = out / ("spool" if url else "logs"), out / "replays"
     _step("Recording a scripted app through the proxy")
     started = time.monotonic()
     counts = asyncio.run(record(logs, conversations, seed))
     sent = sum(counts.requests.values())
     click.echo(f"{counts.sessions} sessions, {sent} response.create requests recorded in "
                f"{time.monotonic() - started:.1f} s")
+    if url is not None:
+        uploaded = _upload_all(Uploader(logs, url))
+        click.echo(f"{len(uploaded)} sessions uploaded to {display(url)}")
+        logs = url  # type: ignore[assignment]  (every reader takes the URL)
 
     _step(f"rtreplay analyze {logs}")
     ctx.invoke(analyze, archive=logs)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import tempfile
 import io
 import json
 from collections import Counter
@@ -11,6 +13,7 @@ from typing import Any
 import click
 import polars as pl
 
+from rtreplay.cli.location import Location
 from rtreplay.analyzer.state import load
 from rtreplay.recorder.importer import ImportFailed, import_jsonl
 from rtreplay.analyzer.state.match import match
@@ -18,7 +21,8 @@ from rtreplay.analyzer.state.reduce import AnomalyError
 from rtreplay.analyzer.state.session import SessionState
 from rtreplay.analyzer.state.timeline import format_ts, seq_of_response, state_at, timeline
 from rtreplay.recorder.archive import ArchiveError
-from rtreplay.recorder.store import Archive
+from rtreplay.recorder.store import Archive, is_url
+from rtreplay.recorder.upload import Uploader, UploadError
 
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
                       help="Output format.")
@@ -51,7 +55,7 @@ def _problems(problems: list) -> None:
 
 
 @click.command("sessions")
-@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@click.argument("archive_path", metavar="ARCHIVE", type=Location())
 @FORMAT
 def sessions(archive_path: Path, fmt: str) -> None:
     """One row per session: start, duration, model, events, requests, failures.
@@ -101,7 +105,7 @@ def _session(archive_path: Path, session_id: str) -> list:
 
 
 @click.command("show")
-@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@click.argument("archive_path", metavar="ARCHIVE", type=Location())
 @click.argument("session_id", metavar="SESSION")
 @click.option("--all", "show_all", is_flag=True, help="One line per event (deltas and appends not collapsed).")
 @FORMAT
@@ -137,7 +141,7 @@ def _transcript(state: SessionState) -> str:
 
 
 @click.command("state")
-@click.argument("archive_path", metavar="ARCHIVE", type=click.Path(path_type=Path))
+@click.argument("archive_path", metavar="ARCHIVE", type=Location())
 @click.argument("session_id", metavar="SESSION")
 @click.option("--at", "at_seq", type=int, help="State just after the event with this seq.")
 @click.option("--before", "before_response", metavar="RESPONSE_ID",
@@ -174,7 +178,8 @@ def state(archive_path: Path, session_id: str, at_seq: int | None, before_respon
 
 @click.command("import")
 @click.argument("src", metavar="FILE.jsonl", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True, help="Archive root to write to.")
+@click.option("--out", type=Location(file_okay=False), required=True,
+              help="Archive root to write to: a directory, or an object-store URL (s3://bucket/prefix).")
 @click.option("--session-id", help="Session id to use (default: derived from the first timestamp).")
 def import_(src: Path, out: Path, session_id: str | None) -> None:
     """Add a JSONL event log (one event per line; optional `direction`, `timestamp`) to an archive.
@@ -184,8 +189,13 @@ def import_(src: Path, out: Path, session_id: str | None) -> None:
       rtreplay import webrtc-events.jsonl --out logs/
     """
     try:
-        done = import_jsonl(src, out, session_id)
-    except ImportFailed as exc:
+        if is_url(out):
+            with tempfile.TemporaryDirectory(prefix="rtreplay-import-") as spool:
+                done = import_jsonl(src, Path(spool), session_id)
+                done = dataclasses.replace(done, path=Uploader(Path(spool), str(out)).upload(done.path).target)
+        else:
+            done = import_jsonl(src, out, session_id)
+    except (ImportFailed, UploadError) as exc:
         raise click.ClickException(str(exc)) from None
     note = f" ({done.invalid_lines} lines were not JSON events; kept as invalid.json)" if done.invalid_lines else ""
     click.echo(f"imported {done.events} events as session {done.session_id} -> {done.path}{note}")

@@ -7,13 +7,24 @@ import json
 import signal
 import ssl
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from rtreplay.cli.location import Location
 from rtreplay.recorder import archive
 from rtreplay.recorder.link import RecorderError
 from rtreplay.recorder.proxy import parse_listen, running
+from rtreplay.recorder.store import display, is_url
+from rtreplay.recorder.upload import FIRST_BACKOFF_S, Uploader
+
+SPOOL = click.option("--spool", type=click.Path(file_okay=False, path_type=Path), default=Path("rtreplay-spool"),
+                     show_default=True, help="With an object-store --out: the local directory for journals and "
+                                             "finished sessions waiting to be uploaded.")
 
 
 @click.command()
@@ -21,8 +32,10 @@ from rtreplay.recorder.proxy import parse_listen, running
               help="HOST:PORT to accept apps on. Loopback by default; any other address is your explicit choice.")
 @click.option("--upstream", default="wss://api.openai.com", show_default=True,
               help="The Realtime server: wss:// (TLS, certificate verified) or ws:// (e.g. the simulator).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("logs"), show_default=True,
-              help="Archive directory.")
+@click.option("--out", type=Location(file_okay=False), default=Path("logs"), show_default=True,
+              help="Archive directory, or an object-store URL (s3://bucket/prefix, gs://…) to upload finished "
+                   "sessions to (credentials and endpoint from the standard settings, e.g. AWS_ENDPOINT_URL).")
+@SPOOL
 @click.option("--audio", type=click.Choice(["keep", "drop"]), default="keep", show_default=True,
               help="Keep recorded audio bytes, or drop them (their place in the payload is still marked).")
 @click.option("--flush-interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
@@ -35,7 +48,7 @@ from rtreplay.recorder.proxy import parse_listen, running
               help="Close a session (1011, or HTTP 504 before the upgrade) when the upstream sends nothing, not "
                    "even a pong, for this long after the app last sent; the archive says why. Off by default: "
                    "set it above the longest silence your app streams.")
-def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: float, auth_env: str | None,
+def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, flush_interval: float, auth_env: str | None,
           upstream_ca: Path | None, upstream_timeout: float | None) -> None:
     """Record Realtime sessions: point your app's base URL at the proxy and change nothing else.
 
@@ -54,27 +67,72 @@ def proxy(listen: str, upstream: str, out: Path, audio: str, flush_interval: flo
     except (ValueError, ssl.SSLError) as exc:
         raise click.ClickException(str(exc)) from None
 
+    local = spool if is_url(out) else Path(out)
+    uploader = Uploader(spool, str(out)) if is_url(out) else None
+
     async def serve() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with running(upstream, out, listen=listen, audio=audio, flush_interval=flush_interval,
+        async with running(upstream, local, listen=listen, audio=audio, flush_interval=flush_interval,
                            auth_env=auth_env, ssl_context=context, upstream_timeout=upstream_timeout) as proxy_:
-            click.echo(f"rtreplay proxy: {proxy_.url} -> {upstream}, recording into {out}", err=True)
-            await stop.wait()
-            click.echo("rtreplay proxy: stopping; finalizing open sessions", err=True)
+            where = f"{display(str(out))} (spool {spool})" if uploader else str(out)
+            click.echo(f"rtreplay proxy: {proxy_.url} -> {upstream}, recording into {where}", err=True)
+            with _uploading(uploader):
+                await stop.wait()
+                click.echo("rtreplay proxy: stopping; finalizing open sessions", err=True)
 
     try:
         asyncio.run(serve())
     except (ValueError, OSError, RecorderError) as exc:
         raise click.ClickException(str(exc)) from None
+    if uploader is not None:
+        _upload_all(uploader)
+
+
+@contextmanager
+def _uploading(uploader: Uploader | None, interval: float = 1.0) -> Iterator[None]:
+    """Upload finished sessions in a thread while the proxy serves (failures retried with backoff)."""
+    if uploader is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            for done in uploader.run_once():
+                if done.problem:
+                    click.echo(f"rtreplay proxy: {done.problem} (will retry)", err=True)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="rtreplay-upload", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _upload_all(uploader: Uploader, attempts: int = 4) -> list:
+    """Upload what is left in the spool, retrying with backoff; ClickException naming what stays local."""
+    results: list = []
+    for attempt in range(attempts):
+        results += [r for r in uploader.run_once(wait=True) if not r.problem]
+        if not uploader.pending():
+            return results
+        time.sleep(FIRST_BACKOFF_S * 2 ** attempt)
+    left = uploader.pending()
+    raise click.ClickException(f"{len(left)} finished sessions not uploaded to {uploader.name}, kept in "
+                               f"{uploader.spool} (run `rtreplay recover {uploader.name} --spool {uploader.spool}`)")
 
 
 @click.command()
-@click.argument("out", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("out", type=Location(exists=True, file_okay=False))
+@SPOOL
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
-def recover(out: Path, fmt: str) -> None:
+def recover(out: Path | str, spool: Path, fmt: str) -> None:
     """Turn journals left by a stopped or killed proxy into Parquet.
 
     Exits non-zero if a journal was incomplete (cut short by a crash) or unreadable, naming the file.
@@ -84,7 +142,8 @@ def recover(out: Path, fmt: str) -> None:
     Example:
       rtreplay recover logs/
     """
-    results = archive.recover(out)
+    results = archive.recover(spool if is_url(out) else Path(out))
+    uploaded = _upload_all(Uploader(spool, str(out))) if is_url(out) and spool.is_dir() else []
     rows = [{"journal": str(r.journal), "parquet": str(r.parquet) if r.parquet else None, "events": r.events,
              "problem": r.problem} for r in results]
     if fmt == "json":
@@ -98,6 +157,8 @@ def recover(out: Path, fmt: str) -> None:
             click.echo(f"{row['journal']} -> {row['parquet'] or '(kept)'}: {row['events']} events")
         if not rows:
             click.echo("no journals to recover")
+    for up in uploaded if fmt == "text" else []:
+        click.echo(f"uploaded {up.local} -> {up.target}: {up.events} events")
     bad = [r for r in results if r.problem]
     if bad:
         raise click.ClickException(

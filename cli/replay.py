@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from rtreplay.cli.location import Location
 from rtreplay.analyzer.state import load
 from rtreplay.analyzer.state.request import FORMS, OUTCOMES
 from rtreplay.analyzer.replay.run import (SCOPES, Job, ReplayError, ReplayReport, Result, Selection, Tally, is_loopback,
@@ -25,7 +26,7 @@ from rtreplay.recorder.store import Archive
 
 
 @click.command()
-@click.argument("archive", type=click.Path(exists=True, path_type=Path))
+@click.argument("archive", type=Location(exists=True))
 @click.option("--target", metavar="URL|sim",
               help="Where to replay: a ws(s):// base URL, or `sim` for the built-in simulator "
                    "[default: each session's recorded upstream].")

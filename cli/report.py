@@ -1,6 +1,7 @@
 """`rtreplay analyze`: the failure report by tool_choice form (library: rtreplay.analyzer.report.tool_choice, rtreplay.analyzer.report.render*)."""
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -12,6 +13,7 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rtreplay.cli.location import Location
 from rtreplay.analyzer.state.request import PAIRINGS, Request
 from rtreplay.analyzer.state.reduce import collector_paused
 from rtreplay.analyzer.report.render import render_csv, render_json, render_markdown, render_table
@@ -94,8 +96,15 @@ def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | N
     return found, problems
 
 
+def _days(filters: Filters) -> tuple[str | None, str | None]:
+    """The `date=` partitions that can hold requests in the time filter: a session is filed under the day it
+    started, so the day before `--since` is read too (sessions are far shorter than a day)."""
+    first = (filters.since - dt.timedelta(days=1)).date().isoformat() if filters.since else None
+    return first, filters.until.date().isoformat() if filters.until else None
+
+
 @click.command()
-@click.argument("archive", type=click.Path(path_type=Path))
+@click.argument("archive", type=Location())
 @click.option("--by", "by", multiple=True, metavar="SPLITS",
               help=f"Split groups by these (comma-separated; replace the default `scope`, or add with a leading +): "
                    f"{SPLIT_HELP}; `none` for no split.")
@@ -138,7 +147,7 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
             raise ReportError(f"unknown pairing {unknown[0]!r}; choose from: {', '.join(PAIRINGS)}, none")
         filters = Filters(tuple(sessions), parse_time(since) if since else None,
                           parse_time(until) if until else None, oob_only, how)
-        arc = Archive.open(archive)
+        arc = Archive.open(archive, days=_days(filters))
         requests, problems = load_requests(arc, sessions, show_progress)
         report = build_report(requests, splits, filters, source=str(archive), problems=problems)
         if html_path is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import duckdb
 
+from rtreplay.cli.location import Location
 from rtreplay import queries
 from rtreplay.queries import output
 from rtreplay.queries.loader import SqlError, one_line
@@ -69,7 +70,7 @@ def _emit(archive: Path, sql: str, fmt: str, out_path: Path | None) -> None:
 
 
 @click.command()
-@click.argument("archive", type=click.Path(exists=True, path_type=Path))
+@click.argument("archive", type=Location(exists=True))
 @click.argument("query", required=False)
 @click.option("--file", "-f", "sql_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Run the SQL in this file (one or more statements; the last one's rows are written).")
@@ -104,7 +105,7 @@ def sql(archive: Path, query: str | None, sql_file: Path | None, show_views: boo
 
 
 @click.command()
-@click.argument("archive", type=click.Path(exists=True, path_type=Path))
+@click.argument("archive", type=Location(exists=True))
 @click.argument("name", required=False)
 @_format_options
 def query(archive: Path, name: str | None, fmt: str, out_path: Path | None) -> None:

@@ -19,10 +19,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from rtreplay.recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem
-from rtreplay.recorder.store import Archive, ArchiveFile
+from rtreplay.recorder.schema import EVENT_SCHEMA
+from rtreplay.recorder.store import Archive, ArchiveFile, is_url
 from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
 
 QUERIES_DIR = Path(__file__).parent
@@ -36,6 +38,7 @@ VIEWS: tuple[str, ...] = (
 # (a view is re-evaluated, Parquet scan included, at every reference). The `view_script` keeps them views.
 MATERIALIZED: frozenset[str] = frozenset({"control_events"})
 REPORT_PREFIX = "report_"
+REMOTE_TABLE = "rtreplay_remote_parquet"  # a remote archive's Parquet, as an Arrow dataset
 LOADED_TABLE = "rtreplay_loaded_events"  # journals (or a table given to `connect`), registered from Python
 
 
@@ -80,9 +83,12 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def parquet_source(root: Path, files: list[ArchiveFile] | None = None) -> str:
+def parquet_source(root: Path | str, files: list[ArchiveFile] | None = None) -> str:
     """The read_parquet() call over an archive: every Parquet file under `root` (or `root` itself), or
     only `files` when given."""
+    if is_url(root):
+        pattern = f"{str(root).rstrip('/')}/**/*{PARQUET_SUFFIX}"  # for DuckDB clients with httpfs
+        return f"read_parquet({_literal(pattern)}, hive_partitioning = true, union_by_name = true)"
     root = Path(root).resolve()
     pattern = str(root) if root.is_file() else f"{root}/**/*{PARQUET_SUFFIX}"
     listed = ", ".join(_literal(str(Path(f.path).resolve())) for f in files or [])
@@ -118,7 +124,8 @@ def view_script(archive: str | Path) -> str:
     Open journals are not included (see the module docstring); `rtreplay recover` turns them into Parquet.
     """
     _split_files(archive)  # the same checks (and errors) as `connect`
-    root = Path(archive.location if isinstance(archive, Archive) else archive).resolve()
+    location = archive.location if isinstance(archive, Archive) else str(archive)
+    root = location if is_url(location) else Path(location).resolve()
     header = (
         f"-- rtreplay SQL views over {root}\n"
         "-- Run in any DuckDB client (duckdb CLI: .read this file). Finished sessions (Parquet) only;\n"
@@ -154,6 +161,15 @@ def _readable_parquet(arc: Archive, files: list[ArchiveFile], problems: list[Arc
             continue
         readable.append(path)
     return readable
+
+
+def _dataset(arc: Archive, files: list[ArchiveFile]) -> ds.Dataset:
+    """The Parquet files of a remote archive as an Arrow dataset, with the hive `date` partition as a column
+    (as read_parquet's hive_partitioning gives it) and older files' missing columns as nulls."""
+    days = ds.HivePartitioning(pa.schema([("date", pa.date32())]))
+    return ds.dataset([f.path for f in files], schema=EVENT_SCHEMA.append(pa.field("date", pa.date32())),
+                      format="parquet", filesystem=arc.fs, partitioning=days,
+                      partition_base_dir=arc.root or None)
 
 
 def _read_journals(arc: Archive, journals: list[ArchiveFile],
@@ -199,7 +215,12 @@ def connect(
         readable = _readable_parquet(arc, parquet_files, problems)
         for problem in problems if on_problem else []:
             on_problem(problem)  # type: ignore[misc]
-        parquet = parquet_source(Path(arc.location), readable) if readable else None
+        parquet = None
+        if readable and arc.local:
+            parquet = parquet_source(Path(arc.location), readable)
+        elif readable:  # object storage: DuckDB scans an Arrow dataset over the same file system
+            con.register(REMOTE_TABLE, _dataset(arc, readable))
+            parquet = REMOTE_TABLE
         loaded = _read_journals(arc, journal_files, on_problem) if journals else None
         if parquet is None and loaded is None:
             raise SqlError(f"{arc.location}: no readable archive files (only unreadable or skipped journals)")

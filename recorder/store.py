@@ -8,6 +8,8 @@ fits the same value as a local directory.
 """
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -57,19 +59,28 @@ class Archive:
     files: list[ArchiveFile]
     problems: list[ArchiveProblem] = field(default_factory=list)
     is_file: bool = False  # opened on one file rather than a directory
+    root: str = ""  # the location's path inside `fs`
 
     @classmethod
-    def open(cls, location: str | Path | Archive) -> Archive:
-        """List the archive at `location` (a directory or one file); an `Archive` is returned as it is."""
+    def open(cls, location: str | Path | Archive, days: tuple[str | None, str | None] = (None, None)) -> Archive:
+        """List the archive at `location` (a path or URL of a directory, or one file); an `Archive` is
+        returned as it is. With `days` (first, last: `YYYY-MM-DD`, either None for open-ended), only the
+        partitions `events/date=D` in that range are listed (hive partition pruning) besides open journals.
+        """
         if isinstance(location, Archive):
             return location
         fs, root = filesystem_for(str(location))
-        info = fs.get_file_info(root)
-        if info.type == pafs.FileType.NotFound:
-            raise ArchiveError(f"{location}: no such file or directory")
-        if info.type == pafs.FileType.File:
-            return cls(str(location), fs, [ArchiveFile(root, info.size or 0)], is_file=True)
-        return cls(str(location), fs, *_list(fs.get_file_info(pafs.FileSelector(root, recursive=True))))
+        name = display(str(location))
+        try:
+            info = fs.get_file_info(root)
+            if info.type == pafs.FileType.File:
+                return cls(name, fs, [ArchiveFile(root, info.size or 0)], is_file=True, root=root)
+            infos = _listing(fs, root, days)
+        except OSError as exc:
+            raise ArchiveError(f"{name}: cannot be listed ({exc})") from None
+        if infos is None:
+            raise ArchiveError(f"{name}: no such file or directory")
+        return cls(name, fs, *_list(infos), root=root)
 
     @cached_property
     def sessions(self) -> dict[str, list[ArchiveFile]]:
@@ -83,7 +94,11 @@ class Archive:
         """The same archive narrowed to the files named after `sessions`."""
         wanted = set(sessions)
         return Archive(self.location, self.fs, [f for f in self.files if f.session_id in wanted or self.is_file],
-                       self.problems, self.is_file)
+                       self.problems, self.is_file, self.root)
+
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
 
     def read_buffer(self, file: ArchiveFile) -> pa.Buffer:
         """The bytes of one file, read in one go."""
@@ -111,9 +126,41 @@ class Archive:
             yield f, table, (ArchiveProblem(str(f), note) if note else None)
 
 
+def is_url(location: str | Path) -> bool:
+    """An object-store location (`s3://bucket/prefix`, `gs://…`) rather than a local path."""
+    return "://" in str(location)
+
+
+def display(location: str) -> str:
+    """A location fit for messages and records: any credentials in it are cut out."""
+    return re.sub(r"^(\w+://)[^/@]*@", r"\1", location)
+
+
 def filesystem_for(location: str) -> tuple[pafs.FileSystem, str]:
-    """The file system an archive location is on, and the location's path inside it."""
-    return pafs.LocalFileSystem(), location
+    """The file system an archive location is on, and the location's path inside it.
+
+    `s3://` uses the standard AWS settings (environment, config files, instance role); an
+    `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_S3`) points it at any S3-compatible server. `gs://` uses the
+    standard Google settings. Credentials are never part of what rtreplay prints or records.
+    """
+    if not is_url(location):
+        return pafs.LocalFileSystem(), location
+    scheme, _, rest = location.partition("://")
+    if scheme == "s3":
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        options: dict = {"region": region} if region else {}
+        if endpoint:
+            scheme_, _, host = endpoint.partition("://")
+            options.update(endpoint_override=host or scheme_, scheme=scheme_ if host else "https")
+        if "@" in rest.split("/", 1)[0]:
+            raise ArchiveError(f"{display(location)}: put credentials in the standard AWS settings, not the URL")
+        return pafs.S3FileSystem(**options), rest.rstrip("/")
+    try:
+        fs, path = pafs.FileSystem.from_uri(location)
+    except (pa.ArrowException, ValueError) as exc:
+        raise ArchiveError(f"{display(location)}: not a location rtreplay can read ({exc})") from None
+    return fs, path.rstrip("/")
 
 
 def read_bytes(file: ArchiveFile, buf: pa.Buffer) -> tuple[pa.Table, str | None]:
@@ -137,6 +184,35 @@ def parquet_version(file: ArchiveFile, buf: pa.Buffer) -> int:
         return version_of(pq.ParquetFile(pa.BufferReader(buf)).schema_arrow)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ArchiveError(f"{file}: not a readable rtreplay Parquet file ({exc})") from exc
+
+
+def _listing(fs: pafs.FileSystem, root: str, days: tuple[str | None, str | None]) -> list[pafs.FileInfo] | None:
+    """Every file under `root` (None when there is no such directory); with `days`, only the `date=`
+    partitions in range, open journals and files outside `events/`."""
+    if days == (None, None):
+        listing = fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        if not listing and fs.get_file_info(root).type == pafs.FileType.NotFound:
+            return None
+        return listing
+    first, last = days
+    top = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    if not top and fs.get_file_info(root).type == pafs.FileType.NotFound:
+        return None
+    infos: list[pafs.FileInfo] = []
+    for entry in top:
+        if entry.type != pafs.FileType.Directory:
+            infos.append(entry)
+        elif entry.base_name != "events":
+            infos += fs.get_file_info(pafs.FileSelector(entry.path, recursive=True))
+        else:
+            for part in fs.get_file_info(pafs.FileSelector(entry.path)):
+                day = part.base_name.removeprefix("date=")
+                if part.type == pafs.FileType.Directory and part.base_name.startswith("date=") and (
+                        (first is not None and day < first) or (last is not None and day > last)):
+                    continue  # pruned: a partition outside the days asked for
+                infos += ([part] if part.type == pafs.FileType.File
+                          else fs.get_file_info(pafs.FileSelector(part.path, recursive=True)))
+    return infos
 
 
 def _list(infos: list[pafs.FileInfo]) -> tuple[list[ArchiveFile], list[ArchiveProblem]]:
