@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("rtreplay.cli.inspect", "import_"),
     "analyze": ("rtreplay.cli.report", "analyze"),
     "replay": ("rtreplay.cli.replay", "replay"),
+    "check": ("rtreplay.cli.check", "check"),
+    "diff": ("rtreplay.cli.diff", "diff"),
     "sql": ("rtreplay.cli.sql", "sql"),
     "query": ("rtreplay.cli.sql", "query"),
 }

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
@@ -17,11 +17,13 @@ import click
 from rtreplay.cli.location import Location
 from rtreplay.analyzer.state import load
 from rtreplay.analyzer.state.request import FORMS, OUTCOMES
-from rtreplay.analyzer.replay.run import (SCOPES, Job, ReplayError, ReplayReport, Result, Selection, Tally, is_loopback,
-                             plan_jobs, run_jobs, select, summarize, targets)
-from rtreplay.analyzer.replay.plan import PlanError, variants
+from rtreplay.analyzer.replay.expect import as_json as expectations_json
+from rtreplay.analyzer.replay.expect import parse as parse_expectation
+from rtreplay.analyzer.replay.expect import render as render_expectations
+from rtreplay.analyzer.replay.run import SCOPES, Job, ReplayReport, Selection, Tally, plan_jobs, targets
+from rtreplay.analyzer.replay.suite import RUN_ERRORS, Gate, prepare, remote_targets, run_gate
+from rtreplay.analyzer.replay.plan import variants
 from rtreplay.analyzer.report.tool_choice import interval_text, pct
-from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.store import Archive
 
 
@@ -50,6 +52,10 @@ from rtreplay.recorder.store import Archive
 @click.option("--record", type=click.Path(file_okay=False, path_type=Path), help="Record the replay sessions into this archive.")
 @click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, metavar="NAME",
               help="Environment variable holding the API key (sent as a Bearer header, never recorded).")
+@click.option("--expect", multiple=True, metavar="EXPR",
+              help="Exit 1 unless this holds, e.g. failure_rate<=5%, forced_rate>=95%, outcome==completed, "
+                   "function==NAME, arguments_valid, same=outcome,function; prefix variant=NAME: for one variant "
+                   "(repeatable; rates are decided on the 95% interval, docs/replay.md).")
 @click.option("--dry-run", is_flag=True, help="Print the exact client events each replay would send, and stop.")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "json", "csv"]), default="markdown", show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask before replaying against a non-loopback target.")
@@ -58,7 +64,7 @@ from rtreplay.recorder.store import Archive
 def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[str, ...], response_ids: tuple[str, ...],
            failed: bool, forms: tuple[str, ...], where: str | None, scope: str, vary: tuple[str, ...],
            sets: tuple[str, ...], repeat: int, concurrency: int, rate: float | None, timeout: float,
-           record: Path | None, api_key_env: str, dry_run: bool, fmt: str, yes: bool, show_progress: bool | None) -> None:
+           record: Path | None, api_key_env: str, expect: tuple[str, ...], dry_run: bool, fmt: str, yes: bool, show_progress: bool | None) -> None:
     """Replay recorded requests in their recorded contexts, as recorded and with one thing changed.
 
     Each selected response.create (out-of-band ones by default) is sent again on a fresh session: the
@@ -77,51 +83,51 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
         arc = Archive.open(archive)
         for problem in load.scan(arc).problems:  # files skipped or only partly read: say which
             click.echo(f"warning: {problem}", err=True)
-        requests = select(arc, Selection(sessions, response_ids, failed, forms, where, scope))
-        if not requests:
-            raise ReplayError(f"{archive}: no recorded request matches (out-of-band only unless --scope all)")
-        jobs = plan_jobs(arc, requests, chosen, repeat)
-        urls = None if target == "sim" else targets(jobs, target)
-    except (ReplayError, PlanError, ArchiveError) as exc:
-        raise click.ClickException(str(exc)) from None
-    if dry_run:
-        click.echo(render_plans(jobs, urls, fmt), nl=False)
-        return
-    remote = sorted({u for u in urls or [] if not is_loopback(u)})
-    key = os.environ.get(api_key_env)
-    if remote and not key:
-        raise click.ClickException(f"replaying against {', '.join(remote)} needs an API key: set {api_key_env}")
+        gate = Gate(arc, Selection(sessions, response_ids, failed, forms, where, scope), tuple(chosen),
+                    tuple(parse_expectation(e) for e in expect), repeat, target, sim_faults, concurrency, rate,
+                    timeout, record, api_key_env)
+        requests, urls = prepare(gate)
+        if dry_run:
+            jobs = plan_jobs(arc, requests, chosen, repeat)
+            click.echo(render_plans(jobs, None if target == "sim" else targets(jobs, target), fmt), nl=False)
+            return
+    except RUN_ERRORS as exc:
+        raise CannotRun(str(exc)) from None
+    remote = remote_targets(urls)
+    if remote and not os.environ.get(api_key_env):
+        raise CannotRun(f"replaying against {', '.join(remote)} needs an API key: set {api_key_env}")
+    total = len(requests) * len(chosen) * repeat
     if remote and not yes:
-        click.confirm(f"Replay {len({j.request.request_id for j in jobs})} requests in {len(jobs)} new sessions "
-                      f"against {', '.join(remote)}? This spends tokens", abort=True, err=True)
-    headers = [("Authorization", f"Bearer {key}")] if key else []
+        if not click.confirm(f"Replay {len(requests)} requests in {total} new sessions against "
+                             f"{', '.join(remote)}? This spends tokens", err=True):
+            raise CannotRun("not confirmed; nothing was sent")
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(enabled, len(jobs)) as advance:
-        results = asyncio.run(_run(jobs, urls, sim_faults, record=record, concurrency=concurrency, rate=rate,
-                                   timeout=timeout, headers=headers, on_done=lambda _r: advance()))
-    report = summarize(results)
-    click.echo(RENDERERS[fmt](report), nl=False)
-    if all(r.answer.outcome == "unfinished" for r in results):
-        raise click.ClickException("no replay got an answer: " + "; ".join(report.details[:3]))
+    with _progress(enabled, total) as advance:
+        try:
+            outcome = asyncio.run(run_gate(gate, requests, on_done=lambda _r: advance()))
+        except RUN_ERRORS as exc:
+            raise CannotRun(str(exc)) from None
+    report = outcome.report
+    if fmt == "json" and expect:
+        doc = json.loads(RENDERERS[fmt](report))
+        doc["expectations"] = expectations_json(outcome.decisions)
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(RENDERERS[fmt](report), nl=False)
+        if expect:  # with csv on stderr, so stdout stays one table
+            click.echo(("\n" if fmt == "markdown" else "") + render_expectations(outcome.decisions), nl=False,
+                       err=fmt == "csv")
+    if outcome.exit_code == 2:
+        raise CannotRun("no replay got an answer: " + "; ".join(report.details[:3]))
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)
 
 
-async def _run(jobs: Sequence[Job], urls: list[str] | None, sim_faults: str, **options: object) -> list[Result]:
-    async with _simulator(urls is None, sim_faults) as sim_url:
-        return await run_jobs(jobs, urls or [sim_url] * len(jobs), **options)  # type: ignore[arg-type]
+class CannotRun(click.ClickException):
+    """The replay could not be done (usage, selection, target, declined): exit status 2, apart from 1 =
+    an expectation did not hold."""
 
-
-@contextlib.asynccontextmanager
-async def _simulator(wanted: bool, faults: str) -> AsyncIterator[str]:
-    if not wanted:
-        yield ""
-        return
-    from rtreplay.simulator.server import serve
-
-    try:
-        async with serve(faults=faults) as sim:
-            yield sim.url
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(f"--sim-faults {faults}: {exc}") from None
+    exit_code = 2
 
 
 @contextlib.contextmanager

@@ -84,6 +84,21 @@ class Plan:
         """The events as the sender puts them on the wire: one compact JSON text each."""
         return [orjson.dumps(e).decode() for e in self.events]
 
+    def slim(self) -> Plan:
+        """The plan without its conversation items (which hold the context's audio): what a report needs
+        after the replay was sent — the session config, the request and the notes."""
+        kept = tuple(e for e in self.events if e["type"] != "conversation.item.create")
+        return Plan(self.model, kept, self.notes, self.item_ids)
+
+    def setting(self, name: str) -> tuple[bool, Any]:
+        """(present, value) of a response setting as the request gets it: from the `response.create`, else
+        from the planned `session.update`."""
+        response = self.events[-1].get("response") or {}
+        if name in response:
+            return True, response[name]
+        session = next((e["session"] for e in self.events if e["type"] == "session.update"), {})
+        return name in session, session.get(name)
+
 
 # --- variants -------------------------------------------------------------------------------------------
 

@@ -17,8 +17,8 @@ import asyncio
 import ipaddress
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +30,7 @@ from rtreplay.analyzer.state.request import OUTCOMES, Request
 from rtreplay.analyzer.replay.plan import Plan, PlanError, Variant, plan_replay
 from rtreplay.analyzer.replay.send import Answer, replay_once
 from rtreplay.analyzer.report.tool_choice import wilson
-from rtreplay.analyzer.state.timeline import states_before
+from rtreplay.analyzer.state.timeline import iter_states_before
 from rtreplay.recorder.schema import PROXY_ERROR, PROXY_OPEN
 
 SCOPES = ("out-of-band", "default", "all")
@@ -84,13 +84,15 @@ def _where(archive: Path, condition: str) -> set[tuple[str, int]]:
 
 @dataclass(frozen=True)
 class Job:
-    """One replay session to run: a request, a variant, which repeat, its plan and the recorded upstream."""
+    """One replay session to run: a request, a variant, which repeat, its plan, the recorded upstream and
+    what the request got when it was recorded (the matchers of `compare` hold replays against it)."""
 
     request: Request
     variant: Variant
     repeat: int
     plan: Plan
     upstream: str | None
+    recorded: Answer | None = None
 
     def tag(self) -> dict[str, Any]:
         """What the replay session replays: goes under `replay` in its `proxy.open` record."""
@@ -100,24 +102,60 @@ class Job:
 
 
 def plan_jobs(archive: Path, requests: Sequence[Request], variants: Sequence[Variant], repeat: int = 1) -> list[Job]:
-    """A job per (request, variant, repeat); contexts are rebuilt once per session, in one pass."""
+    """A job per (request, variant, repeat), all planned (for `--dry-run`; replays use `iter_jobs`)."""
+    return list(iter_jobs(archive, requests, variants, repeat))
+
+
+def iter_jobs(archive: Path, requests: Sequence[Request], variants: Sequence[Variant],
+              repeat: int = 1) -> Iterator[Job]:
+    """The jobs of `plan_jobs`, planned as they are taken: one session's events are loaded at a time, its
+    contexts rebuilt in one pass, and a plan (which holds the context's audio) exists only while its
+    jobs are being sent — memory stays bounded by the concurrency, not by the number of replays."""
     by_session: dict[str, list[Request]] = {}
     for r in requests:
         by_session.setdefault(r.session_id, []).append(r)
-    jobs = []
     for sid, mine in by_session.items():
         events = load.session_events(load.read_session(archive, sid))
         upstream = _recorded_upstream(events)
-        states = states_before(events, [r.seq for r in mine], sid)
-        for r in mine:
+        done = {e.seq: e for e in events if e.type == "response.done"}
+        wanted = {r.seq: r for r in mine}
+        for seq, state in iter_states_before(events, wanted, sid):
+            r = wanted[seq]
             try:
                 recorded = orjson.loads(r.payload)
             except orjson.JSONDecodeError:
                 raise PlanError(f"request {r.request_id} is not JSON") from None
+            original = _recorded_answer(r, done.get(r.done_seq) if r.done_seq is not None else None)
             for v in variants:
-                plan = plan_replay(states[r.seq], recorded, v, model=r.model)
-                jobs.extend(Job(r, v, k, plan, upstream) for k in range(repeat))
-    return jobs
+                plan = plan_replay(state, recorded, v, model=r.model)
+                for k in range(repeat):
+                    yield Job(r, v, k, plan, upstream, original)
+            del state
+
+
+def _recorded_answer(r: Request, done: Any) -> Answer:
+    response = done.data.get("response") if done is not None else None
+    output = response.get("output") if isinstance(response, dict) else None
+    return Answer(r.outcome, r.response_id, r.error_type, r.error_code, r.reason,
+                  output if isinstance(output, list) else [])
+
+
+def recorded_upstreams(archive: Path, session_ids: Iterable[str]) -> dict[str, str | None]:
+    """Each session's recorded upstream (from its `proxy.open`), read without loading the sessions."""
+    import polars as pl
+
+    wanted = sorted(set(session_ids))
+    opens = (load.events(archive).filter(pl.col("session_id").is_in(wanted) & (pl.col("type") == PROXY_OPEN))
+             .select("session_id", "payload").collect())
+    out: dict[str, str | None] = dict.fromkeys(wanted)
+    for sid, payload in opens.iter_rows():
+        try:
+            upstream = orjson.loads(payload).get("upstream")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        if isinstance(upstream, str) and out.get(sid) is None:
+            out[sid] = upstream
+    return out
 
 
 def _recorded_upstream(events: Sequence[Any]) -> str | None:
@@ -175,42 +213,69 @@ class Pacer:
             self._next = max(now, self._next) + self.interval
 
 
-async def run_jobs(jobs: Sequence[Job], urls: Sequence[str], *, record: Path | None = None,
+async def run_jobs(jobs: Iterable[Job], urls: Sequence[str] | str | None = None, *, record: Path | None = None,
                    concurrency: int = 4, rate: float | None = None, timeout: float = 60.0,
                    headers: Sequence[tuple[str, str]] = (), on_done: Callable[[Result], None] | None = None
                    ) -> list[Result]:
     """Run every job (fresh session each) and return the results in job order.
 
-    `headers` go to the target only (the Authorization header lives here and is never recorded).
+    `urls`: one per job, one for all, or None for each job's recorded upstream. `jobs` is consumed lazily
+    by `concurrency` workers, so with `iter_jobs` only the plans being sent exist; results keep the slim
+    plan. `headers` go to the target only (the Authorization header lives here and is never recorded).
     """
     from rtreplay.recorder.writer import ArchiveWriter
 
-    gate = asyncio.Semaphore(max(1, concurrency))
     pacer = Pacer(rate)
+    pending = iter(enumerate(zip(jobs, _url_stream(urls))))
+    done: dict[int, Result] = {}
 
     async def one(job: Job, url: str, writer: ArchiveWriter | None) -> Result:
-        async with gate:
-            await pacer.wait()
-            handle = None
-            if writer is not None:
-                handle = writer.open_session({"method": "GET", "path": "/v1/realtime", "query": f"model={job.plan.model}",
-                                              "client": None, "upstream": url, "headers": [],
-                                              "replay": job.tag()})
-            answer, close = await replay_once(url, job.plan.model, job.plan.lines(), job.plan.request_event_id,
-                                              timeout=timeout, headers=headers, recorder=handle)
-            if handle is not None:
-                if answer.detail and answer.outcome == "unfinished":
-                    handle.lifecycle(PROXY_ERROR, {"error": answer.detail})
-                handle.close(close)
-            result = Result(job, answer, handle.session_id if handle else None)
-            if on_done is not None:
-                on_done(result)
-            return result
+        await pacer.wait()
+        handle = None
+        if writer is not None:
+            handle = writer.open_session({"method": "GET", "path": "/v1/realtime", "query": f"model={job.plan.model}",
+                                          "client": None, "upstream": url, "headers": [],
+                                          "replay": job.tag()})
+        answer, close = await replay_once(url, job.plan.model, job.plan.lines(), job.plan.request_event_id,
+                                          timeout=timeout, headers=headers, recorder=handle)
+        if handle is not None:
+            if answer.detail and answer.outcome == "unfinished":
+                handle.lifecycle(PROXY_ERROR, {"error": answer.detail})
+            handle.close(close)
+        result = Result(replace(job, plan=job.plan.slim()), answer, handle.session_id if handle else None)
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    async def worker(writer: ArchiveWriter | None) -> None:
+        for i, (job, url) in pending:  # one shared iterator: each plan is built when a worker takes it
+            if url is None:
+                url = job.upstream
+            if not url:
+                raise ReplayError(f"session {job.request.session_id} has no recorded upstream; pass --target URL")
+            done[i] = await one(job, url, writer)
+
+    async def all_workers(writer: ArchiveWriter | None) -> None:
+        tasks = [asyncio.ensure_future(worker(writer)) for _ in range(max(1, concurrency))]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
 
     if record is None:
-        return list(await asyncio.gather(*(one(j, u, None) for j, u in zip(jobs, urls))))
-    async with ArchiveWriter(record) as writer:
-        return list(await asyncio.gather(*(one(j, u, writer) for j, u in zip(jobs, urls))))
+        await all_workers(None)
+    else:
+        async with ArchiveWriter(record) as writer:
+            await all_workers(writer)
+    return [done[i] for i in sorted(done)]
+
+
+def _url_stream(urls: Sequence[str] | str | None) -> Iterator[str | None]:
+    if urls is None or isinstance(urls, str):
+        while True:
+            yield urls
+    yield from urls
 
 
 # --- the report -----------------------------------------------------------------------------------------
@@ -302,23 +367,18 @@ def _row(name: str, mine: Sequence[Result]) -> VariantRow:
     originals = {m.job.request.request_id: m.job.request.outcome for m in mine}
     errors = Counter(f"{m.answer.outcome} {m.answer.error_code or m.answer.error_type or ''}".strip()
                      for m in mine if m.answer.outcome in ("failed", "rejected"))
-    forced = [_forced(m) for m in mine]
-    known = [f for f in forced if f is not None]
+    forced_calls = [forced(m) for m in mine]
+    known = [f for f in forced_calls if f is not None]
     return VariantRow(name, Tally.of([m.answer.outcome for m in mine]), Tally.of(list(originals.values())),
                       dict(errors.most_common()), (sum(known), len(known)) if known else None)
 
 
-def _forced(res: Result) -> bool | None:
+def forced(res: Result) -> bool | None:
     """Did a forced tool_choice get its call? None when the variant does not force one or nothing finished."""
     if res.answer.outcome in ("rejected", "unfinished"):
         return None
-    create = res.job.plan.events[-1].get("response") or {}
-    present = "tool_choice" in create
-    form = match.tool_choice_form(present, create.get("tool_choice"))
-    choice = create.get("tool_choice")
-    if form == "absent":
-        session = next((e["session"] for e in res.job.plan.events if e["type"] == "session.update"), {})
-        form, choice = match.tool_choice_form("tool_choice" in session, session.get("tool_choice")), session.get("tool_choice")
+    present, choice = res.job.plan.setting("tool_choice")
+    form = match.tool_choice_form(present, choice)
     if form not in ("required", "function", "mcp"):
         return None
     return match.forced_call_happened(form, choice, res.answer.output)

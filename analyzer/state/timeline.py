@@ -37,8 +37,14 @@ def state_at(events: Sequence[Event], seq: int, session_id: str | None = None, *
 
 def states_before(events: Sequence[Event], seqs: Iterable[int], session_id: str | None = None) -> dict[int, SessionState]:
     """For each seq, the state just before that event (all events with a smaller seq), in one pass."""
+    return dict(iter_states_before(events, seqs, session_id))
+
+
+def iter_states_before(events: Sequence[Event], seqs: Iterable[int],
+                       session_id: str | None = None) -> Iterator[tuple[int, SessionState]]:
+    """`states_before` one state at a time, in seq order: only the state being folded and the one handed
+    out are alive at once (replay plans long sessions this way)."""
     all_seqs = [e.seq for e in events]
-    out: dict[int, SessionState] = {}
     state = SessionState(session_id=session_id)
     done = 0
     for target in sorted(set(seqs)):
@@ -46,8 +52,7 @@ def states_before(events: Sequence[Event], seqs: Iterable[int], session_id: str 
         fold(events[done:i], state)
         done = i
         snap = state.copy()
-        out[target] = fold([partial], snap) if partial is not None else snap
-    return out
+        yield target, (fold([partial], snap) if partial is not None else snap)
 
 
 class History:

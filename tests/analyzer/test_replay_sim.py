@@ -16,24 +16,14 @@ from click.testing import CliRunner
 
 from rtreplay.analyzer.state import load, match
 from rtreplay.cli.replay import replay as replay_command
-from rtreplay.simulator.demo_app import DEMO_API_KEY, run_demo_app
+from rtreplay.simulator.demo_app import DEMO_API_KEY
 from rtreplay.analyzer.replay.run import Selection, plan_jobs, run_jobs, select, summarize
 from rtreplay.analyzer.replay.plan import RECORDED, plan_replay, variants
 from rtreplay.analyzer.replay.send import connected
 from rtreplay.analyzer.state.session import Item
 from rtreplay.analyzer.state.timeline import states_before
-from rtreplay.recorder.proxy import running
 from rtreplay.simulator.server import serve
-
-PROFILE = "seed-oob-forced-function"
-
-
-async def record_demo_archive(out: Path, conversations: int = 2) -> None:
-    """Record `conversations` demo sessions through the proxy from a seeded simulator (deterministic ids)."""
-    async with serve(seed=0, faults=PROFILE, epoch=1_700_000_000) as sim:
-        async with running(sim.url, out, flush_interval=0.1) as proxy:
-            await run_demo_app(proxy.url, conversations=conversations, concurrency=1)
-
+from replay_support import PROFILE, record_demo_archive
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:

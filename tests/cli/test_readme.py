@@ -56,3 +56,8 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     assert "tool_choice=required | 5 | 5 | 0 |" in done.stdout
     assert (tmp_path / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
     assert list((tmp_path / "replays").rglob("*.parquet")) and list((tmp_path / "imported").rglob("*.parquet"))
+    # The gate: the forced-function form fails its expectation, tool_choice=required holds (exit 1 overall),
+    # pytest reports both cases, and diff names the events where the replay differs from the recording.
+    assert "FAIL         recorded: failure_rate<=5%" in done.stdout and "2 cases: 1 passed, 1 failed" in done.stdout
+    assert "1 failed, 1 passed" in done.stdout and (tmp_path / "gate.xml").exists()
+    assert "response.done (A 171 / B " in done.stdout and "response.status: failed → completed" in done.stdout

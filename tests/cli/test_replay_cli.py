@@ -37,23 +37,23 @@ def test_selection_filters_combine() -> None:
 
 def test_nothing_selected_or_bad_where_is_a_one_line_error() -> None:
     result = run("--dry-run", "--response-id", "resp_nope")
-    assert result.exit_code == 1 and "no recorded request matches" in result.output
+    assert result.exit_code == 2 and "no recorded request matches" in result.output
     result = run("--dry-run", "--where", "no_such_column = 1")
-    assert result.exit_code == 1 and result.output.startswith("Error: --where:") and "Traceback" not in result.output
+    assert result.exit_code == 2 and result.output.startswith("Error: --where:") and "Traceback" not in result.output
 
 
 def test_non_loopback_target_needs_a_key_and_a_yes() -> None:
     no_key = run("--target", "wss://api.example.invalid", env={"OPENAI_API_KEY": ""})
-    assert no_key.exit_code == 1 and "set OPENAI_API_KEY" in no_key.output
+    assert no_key.exit_code == 2 and "set OPENAI_API_KEY" in no_key.output
     declined = run("--target", "wss://api.example.invalid", "--failed", env={"OPENAI_API_KEY": FAKE_KEY}, input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == 2
     assert "Replay 2 requests in 2 new sessions against wss://api.example.invalid?" in declined.output
     assert "variant" not in declined.output  # aborted before anything was sent
 
 
 def test_unreachable_target_fails_after_reporting(tmp_path: Path) -> None:
     result = run("--target", "ws://127.0.0.1:1", "--failed", "--timeout", "5", "--record", str(tmp_path / "r"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "| recorded | 2 | 0 | 0 | 0 | 0 | 0 | 2 |" in result.output
     assert "no replay got an answer: connection ended" in result.output
 
