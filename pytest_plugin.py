@@ -55,6 +55,7 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         from rtreplay.analyzer.replay.expect import render
         from rtreplay.analyzer.replay.suite import prepare, remote_targets, run_gate
+        from rtreplay.simulator.server import serve
 
         gate = self.case.gate.opened()
         requests, urls = prepare(gate)
@@ -63,7 +64,7 @@ class CaseItem(pytest.Item):
             pytest.skip(f"target {', '.join(remote)} is not on this machine: pass --rtreplay-remote to run it")
         if remote and not os.environ.get(gate.api_key_env):
             raise CaseFailed(f"replaying against {', '.join(remote)} needs an API key: set {gate.api_key_env}")
-        outcome = asyncio.run(run_gate(gate, requests))
+        outcome = asyncio.run(run_gate(gate, requests, simulator=serve))
         self.user_properties.extend((d.expectation.text + " @ " + d.variant, d.verdict) for d in outcome.decisions)
         if outcome.exit_code == 2:
             raise CaseFailed("no replay got an answer: " + "; ".join(outcome.report.details[:3]))

@@ -67,7 +67,7 @@ def _run_case(case: Case, yes: bool) -> tuple[int, GateResult | None, str | None
         if remote and not yes and not (sys.stdin.isatty() and click.confirm(
                 f"Case {case.name!r}: replay against {', '.join(remote)}? This spends tokens", err=True)):
             return 2, None, f"not confirmed: {', '.join(remote)} is not on this machine (pass --yes)"
-        outcome = asyncio.run(run_gate(gate, requests))
+        outcome = asyncio.run(run_gate(gate, requests, simulator=_serve))
     except RUN_ERRORS as exc:
         return 2, None, str(exc)
     if outcome.exit_code == 2:
@@ -89,3 +89,10 @@ def _variants(report: ReplayReport) -> str:
 
 class Unrunnable(click.ClickException):
     exit_code = 2
+
+
+def _serve(**options: object) -> object:
+    """The built-in simulator for target "sim", imported only when it is used."""
+    from rtreplay.simulator.server import serve
+
+    return serve(**options)  # type: ignore[arg-type]

@@ -104,7 +104,7 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
     with _progress(enabled, total) as advance:
         try:
-            outcome = asyncio.run(run_gate(gate, requests, on_done=lambda _r: advance()))
+            outcome = asyncio.run(run_gate(gate, requests, on_done=lambda _r: advance(), simulator=_serve))
         except RUN_ERRORS as exc:
             raise CannotRun(str(exc)) from None
     report = outcome.report
@@ -222,3 +222,10 @@ def render_csv(report: ReplayReport) -> str:
 
 
 RENDERERS: dict[str, Callable[[ReplayReport], str]] = {"markdown": render_markdown, "json": render_json, "csv": render_csv}
+
+
+def _serve(**options: object) -> object:
+    """The built-in simulator for target "sim", imported only when it is used."""
+    from rtreplay.simulator.server import serve
+
+    return serve(**options)  # type: ignore[arg-type]

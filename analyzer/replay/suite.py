@@ -19,6 +19,7 @@ Top-level keys are defaults for every case; a case may override any of them.
 from __future__ import annotations
 
 import contextlib
+from contextlib import AbstractAsyncContextManager
 import os
 import re
 import tomllib
@@ -101,31 +102,39 @@ def remote_targets(urls: Sequence[str]) -> list[str]:
     return sorted(u for u in urls if u != "sim" and not is_loopback(u))
 
 
-async def run_gate(gate: Gate, requests: Sequence[Any] | None = None,
-                   on_done: Callable[[Result], None] | None = None) -> GateResult:
-    """Replay the gate's selection and decide its expectations. `RUN_ERRORS` when it cannot run."""
+async def run_gate(gate: Gate, requests: Sequence[Any] | None = None, on_done: Callable[[Result], None] | None = None,
+                   simulator: StartSimulator | None = None) -> GateResult:
+    """Replay the gate's selection and decide its expectations. `RUN_ERRORS` when it cannot run.
+
+    `simulator` starts the built-in simulator for target "sim" (pass `rtreplay.simulator.server.serve`)."""
     gate = gate.opened()
     if requests is None:
         requests, _ = prepare(gate)
     key = os.environ.get(gate.api_key_env)
     headers = [("Authorization", f"Bearer {key}")] if key else []
     jobs = iter_jobs(gate.archive, requests, gate.variants, gate.repeat)
-    async with target_url(gate.target, gate.sim_faults) as url:
+    async with target_url(gate.target, gate.sim_faults, simulator) as url:
         results = await run_jobs(jobs, url, record=gate.record, concurrency=gate.concurrency, rate=gate.rate,
                                  timeout=gate.timeout, headers=headers, on_done=on_done)
     return GateResult(summarize(results), decide(gate.expectations, results), results)
 
 
+# The built-in simulator, given by the caller (`rtreplay.simulator.server.serve`: analyzer does not import the
+# simulator): called with `faults=PROFILE`, an async context manager whose value has the `url`.
+StartSimulator = Callable[..., AbstractAsyncContextManager[Any]]
+
+
 @contextlib.asynccontextmanager
-async def target_url(target: str | None, sim_faults: str = "none") -> AsyncIterator[str | None]:
+async def target_url(target: str | None, sim_faults: str = "none",
+                     simulator: StartSimulator | None = None) -> AsyncIterator[str | None]:
     """The URL to replay against: the built-in simulator (started here) for "sim", else `target` as given."""
     if target != "sim":
         yield target
         return
-    from rtreplay.simulator.server import serve
-
+    if simulator is None:
+        raise ReplayError("target sim: no simulator was given to start")
     try:
-        server = serve(faults=sim_faults)
+        server = simulator(faults=sim_faults)
         sim = await server.__aenter__()
     except (ValueError, OSError) as exc:
         raise ReplayError(f"simulator with faults {sim_faults!r}: {exc}") from None
