@@ -93,7 +93,7 @@ def test_replay_recreates_only_conversation_items(recording):
     res = CliRunner().invoke(cli, ["replay", str(root), "--scope", "all", "--dry-run", "--format", "json",
                                    "--target", "ws://127.0.0.1:9/v1/realtime"])  # dry run: never connects
     if not want["requests"]:
-        assert res.exit_code == 1 and "no recorded request matches" in res.output
+        assert res.exit_code == 2 and "no recorded request matches" in res.output  # replay: 2 = could not run
         return
     assert res.exit_code == 0, res.output
     plans = json.loads(res.stdout)
