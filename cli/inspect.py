@@ -94,14 +94,25 @@ def sessions(archive_path: Path, fmt: str) -> None:
     _emit(rows, fmt)
 
 
-def _session(archive_path: Path, session_id: str) -> list:
+def _session(archive_path: Path, session_id: str, with_table: bool = False):  # type: ignore[no-untyped-def]
     problems: list = []
     try:
         table = load.read_session(Archive.open(archive_path), session_id, problems)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
     _problems(problems)
-    return load.session_events(table)
+    return (load.session_events(table), table) if with_table else load.session_events(table)
+
+
+def _marks(table) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
+    """Barge-ins, invalid truncations, hung turns and other failures by seq (rtreplay.analyzer.report.failures)."""
+    import polars as pl
+
+    from rtreplay.analyzer.report.failures import timeline_marks
+    from rtreplay.analyzer.report.voice_read import read
+
+    facts = read(pl.from_arrow(table).lazy())  # type: ignore[union-attr]
+    return timeline_marks(facts[0]) if facts else {}
 
 
 @click.command("show")
@@ -110,14 +121,17 @@ def _session(archive_path: Path, session_id: str) -> list:
 @click.option("--all", "show_all", is_flag=True, help="One line per event (deltas and appends not collapsed).")
 @FORMAT
 def show(archive_path: Path, session_id: str, show_all: bool, fmt: str) -> None:
-    """A readable timeline of one session (runs of deltas and audio appends collapsed).
+    """A readable timeline of one session (runs of deltas and audio appends collapsed), with barge-ins,
+    invalid truncations, hung tool calls and other failures marked (▲) under the event that shows them.
 
     \b
     Example:
       rtreplay show logs/ 20260901T080000000000-ab12cd
     """
-    events = _session(archive_path, session_id)
-    rows = [{"seq": seq, "time": format_ts(e.ts_us), "dir": e.direction, "events": n, "what": text}
+    events, table = _session(archive_path, session_id, with_table=True)
+    marks = _marks(table)
+    rows = [{"seq": seq, "time": format_ts(e.ts_us), "dir": e.direction, "events": n, "what": text,
+             "marks": marks.get(seq, [])}
             for seq, e, text, n in timeline(events, collapse=not show_all)]
     if fmt != "text":
         _emit(rows, fmt)
@@ -125,6 +139,8 @@ def show(archive_path: Path, session_id: str, show_all: bool, fmt: str) -> None:
     arrows = {"client": "→", "server": "←", "proxy": "·"}
     for r in rows:
         click.echo(f"{r['seq']:>7}  {r['time']}  {arrows.get(r['dir'], '?')} {r['what']}")
+        for mark in r["marks"]:
+            click.secho(f"{'':>7}  {'':12}  ▲ {mark}", fg="red", bold=True)
 
 
 def _transcript(state: SessionState) -> str:

@@ -1,7 +1,10 @@
-"""`rtreplay analyze`: the failure report by tool_choice form (library: rtreplay.analyzer.report.tool_choice, rtreplay.analyzer.report.render*)."""
+"""`rtreplay analyze`: the failure report by tool_choice form (library: rtreplay.analyzer.report.tool_choice,
+rtreplay.analyzer.report.render*), and the voice reports (latency, interruptions, cost, failures: library
+rtreplay.analyzer.report.voice) with `--report`."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -123,9 +126,14 @@ def _days(filters: Filters) -> tuple[str | None, str | None]:
               help="Failed requests whose event excerpt goes into the HTML page.")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
+@click.option("--report", "report_names", multiple=True, metavar="NAMES",
+              help="Which reports (comma-separated or repeated): tool_choice (default), latency, interruptions, "
+                   "cost, failures, all. --by, --oob-only, --since/--until and --timelines apply to tool_choice.")
+@click.option("--prices", "prices_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Price table (JSON, the shape of the shipped analyzer/report/prices.json) for the cost report.")
 def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since: str | None, until: str | None,
             oob_only: bool, pairings: tuple[str, ...], fmt: str, html_path: Path | None, timelines: int,
-            show_progress: bool | None) -> None:
+            show_progress: bool | None, report_names: tuple[str, ...], prices_path: Path | None) -> None:
     """Failure rates by tool_choice form, split by out-of-band vs default conversation.
 
     Counts per form every client response.create in ARCHIVE by outcome (completed, failed, cancelled,
@@ -138,32 +146,84 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
       rtreplay analyze logs/
       rtreplay analyze logs/ --by +model --oob-only --format json
       rtreplay analyze logs/ --since 2026-03-01 --html report.html
+      rtreplay analyze logs/ --report latency,cost --prices my-prices.json
+      rtreplay analyze logs/ --report all --html report.html
     """
+    from rtreplay.analyzer.report import voice, voice_html
+    from rtreplay.analyzer.report.cost import PriceError, load_prices
+
+    report = None
+    voice_reports: dict = {}
     try:
-        splits = parse_splits(by)
-        how = tuple(p.strip() for raw in pairings for p in raw.split(",") if p.strip())
-        unknown = [p for p in how if p not in (*PAIRINGS, "none")]
-        if unknown:
-            raise ReportError(f"unknown pairing {unknown[0]!r}; choose from: {', '.join(PAIRINGS)}, none")
-        filters = Filters(tuple(sessions), parse_time(since) if since else None,
-                          parse_time(until) if until else None, oob_only, how)
-        arc = Archive.open(archive, days=_days(filters))
-        requests, problems = load_requests(arc, sessions, show_progress)
-        report = build_report(requests, splits, filters, source=str(archive), problems=problems)
+        names = voice.parse_reports(report_names)
+        if fmt == "csv" and len(names) > 1:
+            raise voice.ChoiceError("--format csv writes one report; ask for one with --report NAME")
+        prices = load_prices(prices_path) if "cost" in names else None
+        problems: list[str] = []
+        if "tool_choice" in names:
+            splits = parse_splits(by)
+            how = tuple(p.strip() for raw in pairings for p in raw.split(",") if p.strip())
+            unknown = [p for p in how if p not in (*PAIRINGS, "none")]
+            if unknown:
+                raise ReportError(f"unknown pairing {unknown[0]!r}; choose from: {', '.join(PAIRINGS)}, none")
+            filters = Filters(tuple(sessions), parse_time(since) if since else None,
+                              parse_time(until) if until else None, oob_only, how)
+            arc = Archive.open(archive, days=_days(filters))
+            requests, problems = load_requests(arc, sessions, show_progress)
+            report = build_report(requests, splits, filters, source=str(archive), problems=problems)
+        if set(names) & set(voice.VOICE):
+            facts, problems = load_facts(archive, sessions)
+            voice_reports = voice.build_reports(names, facts, prices=prices, source=str(archive), problems=problems)
         if html_path is not None:
-            excerpts = load_timelines(arc, report.failed, limit=timelines) if timelines > 0 else {}
-            html_path.write_text(render_html(report, excerpts), encoding="utf-8")
-    except (ReportError, ArchiveError) as exc:
+            extra = "".join(voice_html.section(n, r) for n, r in voice_reports.items())
+            if report is not None:
+                excerpts = load_timelines(arc, report.failed, limit=timelines) if timelines > 0 else {}
+                html_path.write_text(render_html(report, excerpts, extra=extra), encoding="utf-8")
+            else:
+                html_path.write_text(voice_html.page(voice_reports, str(archive)), encoding="utf-8")
+    except (ReportError, ArchiveError, PriceError, voice.ChoiceError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"{exc.filename or archive}: {exc.strerror or exc}") from None
     for problem in problems:
         click.echo(f"warning: {problem}", err=True)
-    if fmt == "table":
-        # Piped output is not cut to Rich's 80-column default: the table needs ~100.
-        out = Console(highlight=False)
-        render_table(report, out if out.is_terminal else Console(highlight=False, width=120))
-    else:
-        click.echo(FORMATS[fmt](report), nl=False)
+    _print(report, voice_reports, fmt)
     if html_path is not None:
         click.echo(f"wrote {html_path}", err=True)
+
+
+def load_facts(archive: Path, sessions: Sequence[str]) -> tuple[list, list[str]]:
+    """The voice facts of the archive (rtreplay.analyzer.report.voice_facts); one-line error when it is empty."""
+    files, _ = archive_files(archive)
+    if not files:
+        raise ArchiveError(f"{archive}: no archive files here (expected events/**/*.parquet or journal/*.arrows); "
+                           "record some with `rtreplay proxy --out DIR`")
+    from rtreplay.analyzer.report.voice_read import read_archive
+    return read_archive(archive, list(sessions) or None)
+
+
+def _print(report, voice_reports: dict, fmt: str) -> None:  # type: ignore[no-untyped-def]
+    from rtreplay.analyzer.report import voice
+    from rtreplay.analyzer.report.render import to_json
+    from rtreplay.analyzer.report.voice_render import render_table as render_voice_table
+
+    if fmt == "table":
+        # Piped output is not cut to Rich's 80-column default: the tool_choice table needs ~100.
+        out = Console(highlight=False)
+        if report is not None:
+            render_table(report, out if out.is_terminal else Console(highlight=False, width=120))
+        for i, r in enumerate(voice_reports.values()):
+            if i or report is not None:
+                out.print()
+            render_voice_table(r, out if out.is_terminal else Console(highlight=False, width=80))
+    elif report is not None and voice_reports:
+        if fmt == "json":
+            click.echo(json.dumps({"report": "rtreplay.all", "version": 1, "reports": {
+                "tool_choice": to_json(report), **{n: r.to_json() for n, r in voice_reports.items()}}},
+                indent=2, ensure_ascii=False))
+        else:
+            click.echo("## tool_choice\n\n" + FORMATS[fmt](report) + "\n" + voice.render(voice_reports, fmt), nl=False)
+    elif report is not None:
+        click.echo(FORMATS[fmt](report), nl=False)
+    else:
+        click.echo(voice.render(voice_reports, fmt), nl=False)

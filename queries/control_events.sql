@@ -6,7 +6,8 @@
 -- `events`: one Parquet scan with the type filter pushed into it. `queries.connect()` stores it once as a
 -- TEMP table (each later use of a view that reads it then costs no Parquet scan); the `--views` script
 -- keeps it a plain view. Only the types listed below are here, and client events that carry an event_id
--- (an error naming one answers it: answers.sql); a view that needs another type reads `events`.
+-- (an error naming one answers it: answers.sql) or are not audio appends (the voice views read them); a view
+-- that needs another type reads `events`.
 -- Relies on: events.session_id, seq, ts, mono_ns, direction, type, event_id, response_id, item_id, payload.
 SELECT session_id, seq, ts, mono_ns, direction, type, event_id, response_id, item_id, payload
 FROM events
@@ -15,5 +16,7 @@ WHERE type IN (
     'session.created', 'session.updated', 'proxy.open',  -- session settings
     'proxy.error', 'proxy.upstream_rejected', 'conversation.item.input_audio_transcription.failed',  -- errors
     'response.function_call_arguments.done', 'conversation.item.create',  -- tool calls
-    'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped'  -- turns
-) OR (direction = 'client' AND event_id IS NOT NULL)
+    'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped',  -- turns
+    'conversation.item.truncated', 'conversation.item.input_audio_transcription.completed', 'proxy.close',  -- voice
+    'output_audio_buffer.started'  -- WebRTC/SIP playback
+) OR (direction = 'client' AND (event_id IS NOT NULL OR type <> 'input_audio_buffer.append'))

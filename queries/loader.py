@@ -33,6 +33,9 @@ MACROS = "macros"
 VIEWS: tuple[str, ...] = (
     "events", "control_events", "session_config", "sessions", "requests", "answers", "response_done", "responses",
     "outcomes", "tool_calls", "errors", "turns",
+    # the voice reports (docs/definitions.md, "Voice sessions")
+    "voice_items", "voice_settings", "voice_sessions", "voice_responses", "tool_rounds", "latency_samples",
+    "truncations", "barge_ins", "voice_failures", "prices", "voice_cost",
 )
 # Views that `connect` stores as TEMP tables instead: small slices that the other views read many times over
 # (a view is re-evaluated, Parquet scan included, at every reference). The `view_script` keeps them views.
@@ -106,13 +109,26 @@ def events_source(parquet: str | None, loaded: bool) -> str:
     return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
 
-def _view_statements(source: str, materialize: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+def prices_values(path: str | Path | None = None) -> str:
+    """The price table (rtreplay.analyzer.report.cost) as the rows of a SQL VALUES list, for prices.sql."""
+    from rtreplay.analyzer.report.cost import KINDS, load_prices
+
+    rows = [f"({_literal(model)}, {_literal(kind)}, {float(entry[kind])!r})"
+            for model, entry in load_prices(path).models.items()
+            for kind in (*KINDS, "per_minute") if isinstance(entry.get(kind), (int, float))]
+    return ", ".join(rows) or "(NULL, NULL, NULL)"
+
+
+def _view_statements(source: str, materialize: frozenset[str] = frozenset(),
+                     prices: str | Path | None = None) -> list[tuple[str, str]]:
     """(name, SQL) for the macros and every view, in the order they must run; `materialize` become TEMP tables."""
     statements = [(MACROS, _sql_file(MACROS).read_text())]
     for view in VIEWS:
         body = _sql_file(view).read_text()
         if view == "events":
             body = body.replace("{events_source}", source)
+        elif view == "prices":
+            body = body.replace("{prices_values}", prices_values(prices))
         create = "CREATE OR REPLACE TEMP TABLE" if view in materialize else "CREATE OR REPLACE VIEW"
         statements.append((view, f"{create} {view} AS\n{body.rstrip().rstrip(';')};\n"))
     return statements
@@ -193,6 +209,7 @@ def connect(
     *,
     journals: bool = True,
     on_problem: Callable[[ArchiveProblem], None] | None = None,
+    prices: str | Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every view of `queries/` registered over `archive`.
 
@@ -202,7 +219,8 @@ def connect(
     files or a view cannot be created over it.
 
     `MATERIALIZED` views are stored here, once (one filtered scan of the archive). Like the file list and
-    the journals, they are the archive as it was at this call.
+    the journals, they are the archive as it was at this call. `prices`: a price file for the `prices` view
+    (default: the shipped analyzer/report/prices.json).
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -226,7 +244,7 @@ def connect(
             raise SqlError(f"{arc.location}: no readable archive files (only unreadable or skipped journals)")
     if loaded is not None:
         con.register(LOADED_TABLE, loaded)
-    for name, sql in _view_statements(events_source(parquet, loaded is not None), MATERIALIZED):
+    for name, sql in _view_statements(events_source(parquet, loaded is not None), MATERIALIZED, prices):
         try:
             con.execute(sql)
         except duckdb.Error as exc:

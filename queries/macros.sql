@@ -43,3 +43,8 @@ CREATE OR REPLACE MACRO metadata_key(m) AS CASE
     WHEN json_type(m) = 'OBJECT' AND len(json_keys(m)) > 0
         THEN CAST(list_sort(map_entries(CAST(m AS MAP(VARCHAR, JSON)))) AS VARCHAR)
     ELSE '' END;
+
+-- A JSON value at `path` as a count: the integer when it is a positive integer, else 0 (the voice cost report).
+CREATE OR REPLACE MACRO pos_int(j, path) AS CASE
+    WHEN json_type(j, path) IN ('BIGINT', 'UBIGINT') AND TRY_CAST(j ->> path AS HUGEINT) > 0
+    THEN TRY_CAST(j ->> path AS BIGINT) ELSE 0 END;

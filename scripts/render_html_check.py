@@ -2,9 +2,11 @@
 
     python scripts/render_html_check.py report.html --screenshot /tmp/report.png
     python scripts/render_html_check.py logs/ --screenshot /tmp/report.png   # runs `rtreplay analyze --html` first
+    python scripts/render_html_check.py logs/ --report all --screenshot /tmp/all.png  # with the voice sections
 
 Checks (exit 1 on failure, 2 when no Chromium is installed): Chromium's DOM after loading the file still
-holds both SVG charts, their marks and every failed-request row; the page loaded with networking off; the
+holds every SVG chart of the file (two for the tool_choice page, more with the voice reports' sections), their
+marks and every failed-request row; the page loaded with networking off; the
 screenshot is not blank (a blank page compresses to a few kilobytes). Look at the screenshot to judge it.
 """
 from __future__ import annotations
@@ -39,8 +41,8 @@ def check(html: Path, screenshot: Path, browser: str) -> list[str]:
     with tempfile.TemporaryDirectory() as profile:
         dom = chromium(browser, profile, "--dump-dom", url).stdout
         shot = chromium(browser, profile, "--window-size=1200,1800", f"--screenshot={screenshot}", url)
-    if dom.count("<svg") != 2:
-        problems.append(f"expected 2 SVG charts in the rendered DOM, found {dom.count('<svg')}")
+    if dom.count("<svg") != source.count("<svg") or dom.count("<svg") < 1:
+        problems.append(f"{source.count('<svg')} SVG charts in the file, {dom.count('<svg')} in the rendered DOM")
     for mark, what in (("<circle", "failure-rate dots"), ("<rect", "time bars")):
         if source.count(mark) != dom.count(mark):
             problems.append(f"{what}: {source.count(mark)} in the file, {dom.count(mark)} rendered")
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("page", type=Path, help="an HTML report, or an archive directory to report on first")
     parser.add_argument("--screenshot", type=Path, default=Path("report.png"))
+    parser.add_argument("--report", default="tool_choice",
+                        help="reports of the page made from an archive (rtreplay analyze --report), e.g. all")
     args = parser.parse_args(argv)
     browser = find_browser()
     if browser is None:
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if html.is_dir():
             html = Path(tmp) / "report.html"
             subprocess.run([sys.executable, "-c", "from rtreplay.cli import main; main()", "analyze", str(args.page), "--html", str(html),
-                            "--format", "json"], check=True, stdout=subprocess.DEVNULL)
+                            "--format", "json", "--report", args.report], check=True, stdout=subprocess.DEVNULL)
         problems = check(html, args.screenshot, browser)
     for p in problems:
         print(f"FAIL: {p}", file=sys.stderr)

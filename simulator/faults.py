@@ -29,6 +29,18 @@ session has an index s = 0, 1, 2, … in the order the server accepted connectio
 u = `draw(seed, s, n)` ∈ [0, 1). Rules whose `match` fits are taken in file order; rule k fires when
 u falls in [sum of the rates of the earlier fitting rules, that sum + its rate). One matching rule of rate
 r therefore fires exactly when u < r. Responses started by turn detection are never faulted.
+
+Two optional tables shape every session, not single requests (the voice reports' scenarios):
+
+    [latency]                      # time from response.created to the response's first output, in ms:
+    first_output_ms = 800          #   a base,
+    per_1k_context_ms = 500        #   plus this much per 1,000 tokens the model reads (instructions + context)
+    [transcription]
+    fail_rate = 1.0                # chance per committed user turn that input transcription fails
+    code = "audio_unintelligible"  # the error of conversation.item.input_audio_transcription.failed
+
+Latency applies to every response, server-initiated ones too. Transcription turn n (0, 1, … per session)
+fails when `draw(seed, s, TRANSCRIPTION_DRAW + n)` < fail_rate.
 """
 from __future__ import annotations
 
@@ -42,6 +54,7 @@ from typing import Any
 
 SHIPPED = ("none", "seed-oob-forced-function", "flaky")
 _OUTCOME_KINDS = ("fail", "error", "delay", "drop")
+TRANSCRIPTION_DRAW = 1_000_000  # offset of the transcription draws, apart from the request indices
 _MATCH_KEYS = ("tool_choice", "conversation", "input", "modalities", "model", "tools_min", "tools_max")
 
 
@@ -84,6 +97,17 @@ class Rule:
 class Profile:
     name: str
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    latency: dict[str, float] = field(default_factory=dict)  # first_output_ms, per_1k_context_ms
+    transcription: dict[str, Any] = field(default_factory=dict)  # fail_rate, code, message
+
+    def first_output_s(self, context_tokens: int) -> float:
+        """Seconds from response.created to the first output, for a response reading `context_tokens`."""
+        ms = self.latency.get("first_output_ms", 0) + self.latency.get("per_1k_context_ms", 0) * context_tokens / 1000
+        return max(0.0, ms) / 1000
+
+    def transcription_fails(self, seed: int, session_index: int, turn: int) -> bool:
+        rate = self.transcription.get("fail_rate", 0)
+        return rate > 0 and draw(seed, session_index, TRANSCRIPTION_DRAW + turn) < rate
 
     def decide(self, features: Features, u: float) -> dict[str, Any] | None:
         """The outcome for a request with draw `u`, or None (serve normally)."""
@@ -133,4 +157,12 @@ def _parse(name: str, text: str, kind: str) -> Profile:
         if not isinstance(outcome, dict) or outcome.get("kind") not in _OUTCOME_KINDS:
             raise ProfileError(f"{where}: outcome.kind must be one of {', '.join(_OUTCOME_KINDS)}")
         rules.append(Rule(str(raw.get("name", f"rule {i}")), float(rate), match, outcome))
-    return Profile(name, tuple(rules))
+    latency, transcription = data.get("latency", {}), data.get("transcription", {})
+    for table, keys in ((latency, ("first_output_ms", "per_1k_context_ms")), (transcription, ("fail_rate",))):
+        if not isinstance(table, dict) or any(
+                not isinstance(table.get(k, 0), (int, float)) or isinstance(table.get(k, 0), bool) or table.get(k, 0) < 0
+                for k in keys):
+            raise ProfileError(f"fault profile {name}: {', '.join(keys)} must be non-negative numbers")
+    if not 0 <= transcription.get("fail_rate", 0) <= 1:
+        raise ProfileError(f"fault profile {name}: transcription.fail_rate must be between 0 and 1")
+    return Profile(name, tuple(rules), dict(latency), dict(transcription))

@@ -64,6 +64,7 @@ class Response:
         self._max_output_tokens = max_output_tokens
         self._metadata = metadata
         self._input_tokens = input_tokens
+        self.input_tokens = input_tokens  # (text, audio) the model reads: the context size
         self._fault = fault
         self.status, self.status_details = "in_progress", None
         self.finished = False  # True once the last step (response.done or Close) has been handed out

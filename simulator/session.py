@@ -50,6 +50,8 @@ class Session:
         self._active: dict[str, Response] = {}
         self._due: dict[str, float] = {}
         self._requests = 0  # client response.create events so far (the fault request index)
+        self._transcriptions = 0  # committed turns transcribed so far (the transcription draw index)
+        self._first_output: dict[str, float] = {}  # response id -> seconds from created to its first output
 
     # ---- shell interface -------------------------------------------------------------------------------------
 
@@ -110,8 +112,9 @@ class Session:
         events = next(response.steps)
         if response.finished:
             del self._active[response.id], self._due[response.id]
-        else:
-            self._due[response.id] = now + self._interval
+            self._first_output.pop(response.id, None)
+        else:  # the profile's latency holds the first output back after response.created
+            self._due[response.id] = now + self._first_output.pop(response.id, self._interval)
         return events
 
     def _finish_now(self, response: Response, status: str, reason: str) -> list[Output]:
@@ -207,6 +210,13 @@ class Session:
             self._event("conversation.item.done", previous_item_id=previous, item=public(item))]
         if self.config["audio"]["input"].get("transcription"):
             # Transcription is asynchronous in reality (§9.3); here it follows the item at once.
+            turn, self._transcriptions = self._transcriptions, self._transcriptions + 1
+            if self._profile.transcription_fails(self._seed, self._index, turn):
+                t = self._profile.transcription
+                error = {"type": "transcription_error", "code": str(t.get("code", "audio_unintelligible")),
+                         "message": str(t.get("message", "Audio could not be transcribed.")), "param": None}
+                return out + [self._event("conversation.item.input_audio_transcription.failed", item_id=item_id,
+                                          content_index=0, error=error)]
             text = transcribe(audio, ms)
             item["content"][0]["transcript"] = text
             ids = {"item_id": item_id, "content_index": 0}
@@ -339,6 +349,8 @@ class Session:
             max_output_tokens=request.get("max_output_tokens", cfg["max_output_tokens"]),
             metadata=request.get("metadata"), input_tokens=input_usage(instructions, visible), fault=fault)
         self._active[response.id] = response
+        if self._profile.latency:
+            self._first_output[response.id] = self._profile.first_output_s(sum(response.input_tokens))
         self._due[response.id] = now + delay
         return [] if delay > 0 else self._step(response, now)
 

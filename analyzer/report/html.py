@@ -170,8 +170,9 @@ def _timeline_sections(report: Report, timelines: Mapping[str, Sequence[Timeline
 
 
 def render_html(report: Report, timelines: Mapping[str, Sequence[TimelineEvent]] | None = None,
-                now: dt.datetime | None = None) -> str:
-    """The whole page. `timelines` maps request ids to event excerpts (see rtreplay.analyzer.report.timelines)."""
+                now: dt.datetime | None = None, extra: str = "") -> str:
+    """The whole page. `timelines` maps request ids to event excerpts (see rtreplay.analyzer.report.timelines);
+    `extra` is more sections (already HTML, e.g. rtreplay.analyzer.report.voice_html) placed before the excerpts."""
     timelines = timelines or {}
     t = report.total
     made = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
@@ -193,6 +194,7 @@ def render_html(report: Report, timelines: Mapping[str, Sequence[TimelineEvent]]
         (f'<p class="muted">{not_shown} failed requests have no excerpt below; '
          f"run the command in their row to see their timeline.</p>" if not_shown and report.failed else ""),
         _failed_table(report, timelines),
+        extra,
         _timeline_sections(report, timelines),
         f"<h2>Unreadable files</h2><ul>{problems}</ul>" if problems else "",
         "</body></html>\n",

@@ -64,7 +64,8 @@ def test_views_prints_sql_for_any_duckdb_client(root):
 def test_query_runs_and_lists_canned_reports(root):
     listing = run("query", str(root))
     assert [line.split()[0] for line in listing.output.splitlines()] == [
-        "failure_rate", "latency", "out_of_band", "token_usage", "top_errors"]
+        "cost", "failure_rate", "failures", "interruptions", "latency", "out_of_band", "token_usage", "top_errors",
+        "voice_latency", "voice_latency_by_context", "voice_latency_by_minute"]
     result = run("query", str(root), "top_errors", "--format", "json")
     assert result.exit_code == 0 and json.loads(result.output)[0]["errors"] >= 1
 

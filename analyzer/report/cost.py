@@ -1,0 +1,269 @@
+"""The cost report: what the sessions cost, from the `usage` the server reported (docs/definitions.md, "Cost").
+
+Each `response.done` usage is split into token kinds (text/audio/image input, their cached parts, text/audio
+output) and priced with a table that ships as data (`prices.json`: per model and token kind, USD per 1M
+tokens, with the page and date the prices were taken from); `--prices FILE` replaces it. Input transcription
+is priced from `conversation.item.input_audio_transcription.completed` usage, by tokens or by duration.
+Audio generated but never heard (cut by a valid truncate) is priced apart: the response's audio output cost
+times the share of its generated audio that came after `audio_end_ms`. No network is used.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rtreplay.analyzer.report.voice_facts import SessionFacts
+from rtreplay.analyzer.report.voice_render import Table, money, short
+
+KINDS = ("text_input", "text_cached_input", "text_output", "audio_input", "audio_cached_input", "audio_output",
+         "image_input", "image_cached_input")
+SNAPSHOT = re.compile(r"\d{4}-\d{2}-\d{2}")
+LIST_LIMIT = 30
+
+
+class PriceError(ValueError):
+    """A price file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Prices:
+    models: Mapping[str, Mapping[str, Any]]
+    taken: str | None
+    source: str  # the file the table came from ("shipped" for the one in the package)
+
+    def of(self, model: str | None) -> Mapping[str, Any] | None:
+        """The price entry of `model`: its own key, else the key it extends with a dated snapshot suffix."""
+        if model is None:
+            return None
+        if model in self.models:
+            return self.models[model]
+        best = None
+        for key in self.models:
+            if model.startswith(key + "-") and SNAPSHOT.fullmatch(model[len(key) + 1:]):
+                best = key if best is None or len(key) > len(best) else best
+        return self.models[best] if best else None
+
+
+def load_prices(path: str | Path | None = None) -> Prices:
+    try:
+        text = Path(path).read_text() if path is not None else \
+            resources.files("rtreplay.analyzer.report").joinpath("prices.json").read_text()
+        data = json.loads(text)
+    except OSError as exc:
+        raise PriceError(f"{path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise PriceError(f"{path}: not valid JSON: {exc}") from None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise PriceError(f"{path or 'prices.json'}: expected an object with a `models` object")
+    for name, entry in models.items():
+        bad = [k for k, v in (entry.items() if isinstance(entry, dict) else [("entry", None)])
+               if k in (*KINDS, "per_minute") and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0)]
+        if not isinstance(entry, dict) or bad:
+            raise PriceError(f"{path or 'prices.json'}: model {name!r}: prices must be non-negative numbers ({', '.join(bad)})")
+    return Prices(models, data.get("taken"), str(path) if path is not None else "shipped")
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+
+
+def tokens_of(usage: Mapping[str, Any] | None) -> dict[str, int]:
+    """Token counts by kind (docs/definitions.md): uncached input = input − cached of the same modality."""
+    u = usage if isinstance(usage, Mapping) else {}
+    inp = u.get("input_token_details") if isinstance(u.get("input_token_details"), Mapping) else {}
+    out = u.get("output_token_details") if isinstance(u.get("output_token_details"), Mapping) else {}
+    cached = inp.get("cached_tokens_details") if isinstance(inp.get("cached_tokens_details"), Mapping) else None
+    c_text = _int(cached.get("text_tokens")) if cached is not None else _int(inp.get("cached_tokens"))
+    c_audio = _int(cached.get("audio_tokens")) if cached is not None else 0
+    c_image = _int(cached.get("image_tokens")) if cached is not None else 0
+    return {
+        "text_input": max(0, _int(inp.get("text_tokens")) - c_text), "text_cached_input": c_text,
+        "text_output": _int(out.get("text_tokens")),
+        "audio_input": max(0, _int(inp.get("audio_tokens")) - c_audio), "audio_cached_input": c_audio,
+        "audio_output": _int(out.get("audio_tokens")),
+        "image_input": max(0, _int(inp.get("image_tokens")) - c_image), "image_cached_input": c_image,
+    }
+
+
+def price_tokens(tokens: Mapping[str, int], entry: Mapping[str, Any] | None) -> float | None:
+    """USD for `tokens`; None when the model or a kind with tokens has no price."""
+    if entry is None:
+        return None
+    total = 0.0
+    for kind, n in tokens.items():
+        if n:
+            if not isinstance(entry.get(kind), (int, float)):
+                return None
+            total += n * entry[kind] / 1e6
+    return total
+
+
+def transcription_cost(usage: Mapping[str, Any] | None, entry: Mapping[str, Any] | None) -> tuple[dict[str, int], float, float | None]:
+    """(tokens by kind, seconds, USD) of one transcription's usage."""
+    u = usage if isinstance(usage, Mapping) else {}
+    if u.get("type") == "duration":
+        sec = u.get("seconds")
+        seconds = float(sec) if isinstance(sec, (int, float)) and not isinstance(sec, bool) else 0.0
+        per = entry.get("per_minute") if entry is not None else None
+        return {}, seconds, (seconds / 60 * per if isinstance(per, (int, float)) else None) if seconds else 0.0
+    d = u.get("input_token_details") if isinstance(u.get("input_token_details"), Mapping) else None
+    audio = _int(d.get("audio_tokens")) if d is not None else _int(u.get("input_tokens"))
+    text = _int(d.get("text_tokens")) if d is not None else 0
+    tokens = {"audio_input": audio, "text_input": text, "text_output": _int(u.get("output_tokens"))}
+    return tokens, 0.0, price_tokens(tokens, entry)
+
+
+@dataclass(frozen=True)
+class Line:
+    """Cost of one session, turn or response: tokens by kind, USD, and the unheard audio's share."""
+    key: tuple[Any, ...]
+    model: str | None
+    responses: int
+    tokens: dict[str, int]
+    usd: float | None  # None when something in it has no price
+    unheard_usd: float
+    transcription_usd: float | None
+    unpriced: int  # responses/transcriptions without a price
+
+    def as_json(self, names: Sequence[str]) -> dict[str, Any]:
+        return {**dict(zip(names, self.key)), "model": self.model, "responses": self.responses,
+                "tokens": self.tokens, "usd": self.usd, "transcription_usd": self.transcription_usd,
+                "unheard_audio_usd": self.unheard_usd, "unpriced": self.unpriced}
+
+
+class _Acc:
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.responses = 0
+        self.tokens: dict[str, int] = defaultdict(int)
+        self.usd = 0.0
+        self.unheard = 0.0
+        self.tr_usd = 0.0
+        self.unpriced = 0
+
+    def line(self, key: tuple[Any, ...]) -> Line:
+        return Line(key, self.model, self.responses, {k: self.tokens.get(k, 0) for k in KINDS}, self.usd,
+                    self.unheard, self.tr_usd, self.unpriced)
+
+
+@dataclass(frozen=True)
+class CostReport:
+    total: Line
+    sessions: tuple[Line, ...]
+    turns: tuple[Line, ...]
+    responses: tuple[Line, ...]
+    unpriced_models: tuple[str, ...]
+    prices: Prices
+    source: str | None = None
+    problems: tuple[str, ...] = ()
+    headline: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": "rtreplay.cost", "version": 1, "source": self.source, "headline": self.headline,
+            "prices": {"file": self.prices.source, "taken": self.prices.taken},
+            "total": self.total.as_json(()),
+            "sessions": [s.as_json(("session_id",)) for s in self.sessions],
+            "turns": [t.as_json(("session_id", "turn")) for t in self.turns],
+            "responses": [r.as_json(("session_id", "response_id", "turn")) for r in self.responses],
+            "unpriced_models": list(self.unpriced_models),
+            "problems": list(self.problems),
+        }
+
+    def tables(self) -> list[Table]:
+        def row(s: Line, label: Any) -> tuple[Any, ...]:
+            t = s.tokens
+            return (label, s.responses, t["text_input"] + t["text_cached_input"] + t["text_output"],
+                    t["audio_input"] + t["audio_cached_input"] + t["audio_output"], money(s.usd),
+                    money(s.unheard_usd), money(s.transcription_usd))
+
+        cols = ("session", "resp", "text tok", "audio tok", "cost", "unheard", "transcr.")
+        raw_cols = ("session_id", "model", "responses", *KINDS, "usd", "unheard_audio_usd", "transcription_usd")
+        sess = tuple(row(s, short(s.key[0], 18)) for s in self.sessions[:LIST_LIMIT])
+        raw = tuple((s.key[0], s.model, s.responses, *(s.tokens[k] for k in KINDS), s.usd, s.unheard_usd,
+                     s.transcription_usd) for s in self.sessions)
+        kinds = tuple((k.replace("_", " "), self.total.tokens[k]) for k in KINDS)
+        note = f"{len(self.sessions) - LIST_LIMIT} more sessions in --format json/csv" \
+            if len(self.sessions) > LIST_LIMIT else ""
+        return [
+            Table("Cost by session (USD)", cols, (*sess, row(self.total, "all")), note, raw=raw,
+                  raw_columns=raw_cols),
+            Table("Tokens by kind", ("token kind", "tokens"), kinds,
+                  f"models: {', '.join(sorted({str(s.model) for s in self.sessions}))}; prices: {self.prices.source} "
+                  f"table, taken {self.prices.taken}"),
+        ]
+
+
+def _headline(total: Line, sessions: Sequence[Line], unpriced: Sequence[str]) -> str:
+    if total.responses == 0:
+        return "No responses with usage to price."
+    priced = [s for s in sessions if s.usd is not None]
+    text = (f"{len(sessions)} sessions cost {money(total.usd)} over {total.responses} responses"
+            f" (median session {money(sorted(s.usd for s in priced)[len(priced) // 2]) if priced else 'n/a'})"
+            f"; {money(total.unheard_usd)} of it paid for audio the caller never heard")
+    if unpriced:
+        text += f"; no price for {', '.join(unpriced)} (not counted)"
+    return text + "."
+
+
+def build(facts: Iterable[SessionFacts], prices: Prices | None = None, source: str | None = None,
+          problems: Sequence[str] = ()) -> CostReport:
+    prices = prices or load_prices()
+    total = _Acc()
+    sessions: dict[str, _Acc] = {}
+    turns: dict[tuple[str, int], _Acc] = {}
+    responses: list[Line] = []
+    unpriced: set[str] = set()
+    for f in facts:
+        s = sessions[f.session_id] = _Acc()
+        s.model = f.model
+        unheard_ms: dict[str, float] = defaultdict(float)
+        for t in f.truncations:
+            if t.valid and t.response_id is not None:
+                unheard_ms[t.response_id] += t.unheard_ms
+        for r in f.responses.values():
+            if r.usage is None:
+                continue
+            tokens = tokens_of(r.usage)
+            entry = prices.of(r.model)
+            usd = price_tokens(tokens, entry)
+            unheard = 0.0
+            if usd is not None and r.audio_ms > 0 and unheard_ms.get(r.response_id):
+                per = entry.get("audio_output", 0) if entry else 0  # type: ignore[union-attr]
+                unheard = tokens["audio_output"] * per / 1e6 * min(1.0, unheard_ms[r.response_id] / r.audio_ms)
+            if usd is None:
+                unpriced.add(str(r.model))
+            turn = turns.setdefault((f.session_id, r.turn), _Acc())
+            for acc in (total, s, turn):
+                acc.model = acc.model or r.model
+                acc.responses += 1
+                for k, n in tokens.items():
+                    acc.tokens[k] += n
+                acc.usd += usd or 0.0
+                acc.unheard += unheard
+                acc.unpriced += usd is None
+            responses.append(Line((f.session_id, r.response_id, r.turn), r.model, 1, tokens, usd, unheard, None,
+                                  int(usd is None)))
+        for tr in f.transcriptions:
+            _, _, usd = transcription_cost(tr.usage, prices.of(tr.model))
+            if usd is None:
+                unpriced.add(str(tr.model))
+            turn = turns.setdefault((f.session_id, tr.turn), _Acc())
+            for acc in (total, s, turn):
+                acc.tr_usd += usd or 0.0
+                acc.usd += usd or 0.0
+                acc.unpriced += usd is None
+    lines = sorted((a.line((sid,)) for sid, a in sessions.items()), key=lambda x: x.key)
+    report = CostReport(total.line(()), tuple(lines),
+                        tuple(a.line(k) for k, a in sorted(turns.items())),
+                        tuple(sorted(responses, key=lambda x: (x.key[0], x.key[2], x.key[1]))),
+                        tuple(sorted(unpriced)), prices, source, tuple(problems))
+    return CostReport(report.total, report.sessions, report.turns, report.responses, report.unpriced_models,
+                      prices, source, tuple(problems), _headline(report.total, report.sessions, report.unpriced_models))

@@ -1,0 +1,459 @@
+"""What the voice reports (latency, interruptions, cost, failures) read from an archive: one `SessionFacts` per
+session, built by one walk over the session's few control events (docs/definitions.md, "Voice sessions").
+Reading the archive is `rtreplay.analyzer.report.voice_read`; this module is the records and the walk.
+
+Most rows of a voice archive are audio appends and output deltas. They are never turned into Python objects:
+polars reads them column-wise (no payload, the audio column only as its length) and folds them per output
+item into `ItemAudio` (first delta, first audio delta, audio bytes). Only the control events (requests,
+response lifecycle, errors, VAD markers, tool calls, truncations, transcriptions, session settings, proxy
+records and every client event except audio appends) are walked one by one, in seq order. The transcript
+deltas of a truncated item are read again, for that item only, to cut its transcript where the audio was.
+
+Memory: facts are a few small records per turn/response; the loader works batch by batch of whole sessions,
+so what is held is one batch of control rows plus the facts.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from rtreplay.analyzer.state.match import _model_from_open, is_ordered_rejection
+
+APPEND = "input_audio_buffer.append"
+AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+TRANSCRIPT_DELTAS = ("response.output_audio_transcript.delta", "response.audio_transcript.delta")
+TEXT_DELTAS = ("response.output_text.delta", "response.text.delta")
+DELTAS = AUDIO_DELTAS + TRANSCRIPT_DELTAS + TEXT_DELTAS
+# Server and proxy events the walk reads (every client event but audio appends is read too).
+CONTROL_TYPES = (
+    "session.created", "session.updated", "proxy.open", "proxy.close", "proxy.error", "proxy.upstream_rejected",
+    "response.created", "response.done", "error",
+    "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+    "response.function_call_arguments.done", "conversation.item.truncated",
+    "conversation.item.input_audio_transcription.completed", "conversation.item.input_audio_transcription.failed",
+    "output_audio_buffer.started",
+)
+COLUMNS = ("session_id", "seq", "ts", "mono_ns", "direction", "type", "event_id", "response_id", "item_id", "payload")
+NORMAL_CLOSE = 1000
+
+
+
+# --- facts --------------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class ItemAudio:
+    """One output item's streamed deltas (whole session)."""
+    response_id: str | None
+    first_seq: int | None = None  # first delta of any kind
+    first_mono: int | None = None
+    audio_seq: int | None = None  # first audio delta
+    audio_mono: int | None = None
+    audio_bytes: int = 0
+
+
+@dataclass(slots=True)
+class ResponseFact:
+    response_id: str
+    created_seq: int | None = None
+    created_mono: int | None = None
+    done_seq: int | None = None
+    status: str | None = None
+    detail: str | None = None  # failed: error code (else type); incomplete/cancelled: reason
+    usage: dict | None = None
+    model: str | None = None
+    turn: int = 0  # speech_stopped events before response.created (or response.done when never created)
+    request_seq: int | None = None
+    first_mono: int | None = None  # first delta of any kind
+    audio_mono: int | None = None  # first audio delta
+    audio_seq: int | None = None
+    audio_ms: float = 0.0  # audio generated (all items), ms
+    ts_us: int = 0
+    out_of_band: bool = False  # response.created says conversation_id null
+    playback_mono: int | None = None  # first output_audio_buffer.started naming it (WebRTC/SIP: no audio deltas)
+
+
+@dataclass(slots=True)
+class Sample:
+    """One latency measurement: `ms` between two events, at `minute` of the session."""
+    measure: str
+    seq: int
+    ms: float
+    minute: int
+    context_tokens: int | None = None  # input tokens of the response waited for (usage)
+
+
+@dataclass(slots=True)
+class Truncation:
+    seq: int
+    ts_us: int
+    item_id: str | None
+    audio_end_ms: int | None
+    generated_ms: float | None  # audio generated for the item; None when the item streamed no audio
+    valid: bool  # audio_end_ms within generated_ms
+    answer: str  # truncated | error | none
+    error_code: str | None = None
+    unheard_ms: float = 0.0
+    response_id: str | None = None
+
+
+@dataclass(slots=True)
+class BargeIn:
+    seq: int
+    ts_us: int
+    minute: int
+    response_id: str
+    item_id: str | None
+    generated_ms: float
+    truncate_seq: int | None = None
+    audio_end_ms: int | None = None
+    valid: bool | None = None
+    heard: str | None = None  # transcript cut at audio_end_ms
+    generated: str | None = None  # transcript as generated
+    bpm: int = 48  # output audio bytes per ms in force
+    at_s: float = 0.0  # seconds since the session's first event
+
+
+@dataclass(slots=True)
+class Transcription:
+    seq: int
+    turn: int
+    model: str | None
+    usage: dict | None
+
+
+@dataclass(slots=True)
+class Failure:
+    seq: int
+    ts_us: int
+    kind: str
+    detail: str | None = None
+    cause: str | None = None  # the client event type that caused it (errors)
+
+
+@dataclass(slots=True)
+class SessionFacts:
+    session_id: str
+    start_ts_us: int = 0
+    model: str | None = None
+    turns: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    responses: dict[str, ResponseFact] = field(default_factory=dict)
+    barge_ins: list[BargeIn] = field(default_factory=list)
+    truncations: list[Truncation] = field(default_factory=list)
+    transcriptions: list[Transcription] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+# --- the walk -----------------------------------------------------------------------------------------
+
+def _obj(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def bytes_per_ms(session: dict) -> int:
+    """Output audio bytes per ms of the session config in force: 8 for G.711, else 48 (PCM16, 24 kHz)."""
+    out = _obj(_obj(session.get("audio")).get("output"))
+    kind = _obj(out.get("format")).get("type") if "format" in out else session.get("output_audio_format")
+    return 8 if kind in ("audio/pcmu", "audio/pcma", "g711_ulaw", "g711_alaw") else 48
+
+
+def transcription_model(session: dict) -> str | None:
+    t = _obj(_obj(_obj(session.get("audio")).get("input")).get("transcription")) or \
+        _obj(session.get("input_audio_transcription"))
+    m = t.get("model")
+    return m if isinstance(m, str) else None
+
+
+def _code(err: dict) -> str | None:
+    v = err.get("code") if err.get("code") is not None else err.get("type")
+    return None if v is None else str(v)
+
+
+def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], start: tuple[int, int]) -> SessionFacts:
+    """One session's facts from its control rows (COLUMNS order, seq order) and its items' audio."""
+    rows = list(rows)
+    f = SessionFacts(sid, start_ts_us=start[0])
+    t0 = start[1]
+    per_response: dict[str, list[tuple[str | None, ItemAudio]]] = defaultdict(list)
+    for iid, a in audio.items():
+        if a.response_id is not None:
+            per_response[a.response_id].append((iid, a))
+
+    def minute(mono: int) -> int:
+        return max(0, (mono - t0) // 60_000_000_000)
+
+    # Rule 1 of "Matching" (docs/definitions.md) first: an error naming an event_id answers the latest client
+    # event before it with that id (its cause), and takes a response.create so named out of the walk.
+    latest: dict[str, tuple[int, str]] = {}
+    rejected: set[int] = set()
+    cause_of: dict[int, str] = {}  # error row -> type of the client event it names
+    parsed: list[dict] = []
+    for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload) in enumerate(rows):
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            data = None
+        d = data if isinstance(data, dict) else {}
+        parsed.append(d)
+        if direction == "client":
+            if isinstance(d.get("event_id"), str):
+                latest[d["event_id"]] = (i, kind)
+        elif kind == "error" and direction == "server":
+            e = _obj(d.get("error")).get("event_id")
+            named = latest.get(e) if isinstance(e, str) else None
+            if named is not None:
+                cause_of[i] = named[1]
+                if named[1] == "response.create":
+                    rejected.add(named[0])
+
+    session: dict = {}
+    open_model: str | None = None
+    waiting: list[tuple[int, int, dict | None, bool]] = []  # requests waiting: (seq, mono, metadata, out of band)
+    seen: set[str] = set()  # responses whose response.created (or first response.done) was walked
+    stops = 0
+    turn_pending: tuple[int, int] | None = None  # (seq, mono) of a speech_stopped not yet answered
+    calls: dict[str, tuple[int, int, int, str | None, str | None]] = {}  # call_id -> (seq, mono, ts, name, response)
+    outputs: dict[str, tuple[int, int]] = {}  # call_id -> (seq, mono) of the app's function_call_output
+    awaiting: list[tuple[str, int, int, int]] = []  # outputs with no response yet: (call_id, seq, mono, ts)
+    tool_rounds: list[tuple[str, int, ResponseFact]] = []  # (call_id, output mono, next response)
+    active: dict[str, ResponseFact] = {}  # created, not done
+    truncates: list[tuple[int, str, int]] = []  # (index in f.truncations, client event_id, seq)
+    turn_responses: list[tuple[int, int, ResponseFact]] = []  # (stop seq, stop mono, response)
+
+    for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, _payload) in enumerate(rows):
+        d = parsed[i]
+        if direction == "client":
+            if kind == "response.create" and i not in rejected:
+                params = _obj(d.get("response"))
+                waiting.append((seq, mono, _meta_key(params.get("metadata")), params.get("conversation") == "none"))
+            elif kind == "conversation.item.create":
+                item = _obj(d.get("item"))
+                cid = item.get("call_id")
+                if item.get("type") == "function_call_output" and isinstance(cid, str) and cid not in outputs:
+                    outputs[cid] = (seq, mono)
+                    awaiting.append((cid, seq, mono, ts))
+            elif kind == "conversation.item.truncate":
+                tid = d.get("item_id") if isinstance(d.get("item_id"), str) else None
+                end = d.get("audio_end_ms")
+                end = end if isinstance(end, int) and not isinstance(end, bool) else None
+                a = audio.get(tid) if tid is not None else None
+                gen = a.audio_bytes / bytes_per_ms(session) if a is not None and a.audio_seq is not None else None
+                valid = end is not None and end >= 0 and gen is not None and end <= gen
+                tr = Truncation(seq, ts, tid, end, gen, valid, "none",
+                                unheard_ms=max(0.0, gen - end) if valid else 0.0,  # type: ignore[operator]
+                                response_id=a.response_id if a is not None else None)
+                f.truncations.append(tr)
+                truncates.append((len(f.truncations) - 1, eid if isinstance(eid, str) else "", seq))
+            continue
+        if kind in ("session.created", "session.updated"):
+            session = _obj(d.get("session"))
+            if isinstance(session.get("model"), str):
+                f.model = session["model"]
+        elif kind == "proxy.open":
+            open_model = _model_from_open(d)
+            f.model = f.model or open_model
+        elif kind == "input_audio_buffer.speech_stopped":
+            stops += 1
+            turn_pending = (seq, mono)
+        elif kind == "input_audio_buffer.speech_started":
+            cut = [r for r in active.values() if r.audio_seq is not None and r.audio_seq < seq]
+            if cut:
+                r = max(cut, key=lambda r: r.created_seq or -1)
+                items = [(iid_, a) for iid_, a in per_response.get(r.response_id, []) if a.audio_seq is not None
+                         and a.audio_seq < seq]
+                iid_, a = max(items, key=lambda x: x[1].audio_seq) if items else (None, None)  # type: ignore[arg-type,return-value]
+                bpm = bytes_per_ms(session)
+                b = BargeIn(seq, ts, minute(mono), r.response_id, iid_, a.audio_bytes / bpm if a else 0.0, bpm=bpm,
+                            at_s=(mono - t0) / 1e9)
+                f.barge_ins.append(b)
+        elif kind == "response.created":
+            raw = _obj(d.get("response"))
+            rid = rid or raw.get("id")
+            if not isinstance(rid, str):
+                continue
+            r = _response(f, rid)
+            r.created_seq, r.created_mono, r.ts_us = seq, mono, ts
+            r.out_of_band = "conversation_id" in raw and raw["conversation_id"] is None
+            r.model = session.get("model") if isinstance(session.get("model"), str) else open_model
+            r.turn = stops
+            _attach_audio(r, per_response.get(rid, []), bytes_per_ms(session))
+            active[rid] = r
+            seen.add(rid)
+            got = _take(waiting, _meta_key(raw.get("metadata")),
+                        raw.get("conversation_id") is None if "conversation_id" in raw else None)
+            if got is not None:
+                q_seq, q_mono = got
+                r.request_seq = q_seq
+                f.samples.append(Sample("request_to_created", q_seq, (mono - q_mono) / 1e6, minute(q_mono)))
+                if r.first_mono is not None:
+                    f.samples.append(Sample("request_to_first_delta", q_seq, (r.first_mono - q_mono) / 1e6,
+                                            minute(q_mono)))
+            if turn_pending is not None:
+                turn_responses.append((turn_pending[0], turn_pending[1], r))
+                turn_pending = None
+            for cid, o_seq, o_mono, _ts in awaiting:
+                tool_rounds.append((cid, o_mono, r))
+            awaiting = []
+        elif kind == "response.done":
+            raw = _obj(d.get("response"))
+            rid = rid or raw.get("id")
+            if not isinstance(rid, str):
+                continue
+            if rid not in seen:  # no response.created before it: it answers a request by its metadata echo
+                seen.add(rid)
+                meta = _meta_key(raw.get("metadata"))
+                if meta:
+                    _take(waiting, meta, raw.get("conversation_id") is None if "conversation_id" in raw else None)
+            r = _response(f, rid)
+            if r.done_seq is not None:
+                continue  # the first response.done counts
+            if r.created_seq is None:
+                r.turn, r.ts_us = stops, ts
+                r.model = session.get("model") if isinstance(session.get("model"), str) else open_model
+                _attach_audio(r, per_response.get(rid, []), bytes_per_ms(session))
+            active.pop(rid, None)
+            status = raw.get("status")
+            r.done_seq, r.status = seq, None if status is None else str(status)
+            details = _obj(raw.get("status_details"))
+            r.usage = raw.get("usage") if isinstance(raw.get("usage"), dict) else None
+            if r.status == "completed":
+                pass
+            elif r.status in ("incomplete", "cancelled"):
+                r.detail = details.get("reason") if isinstance(details.get("reason"), str) else None
+                if r.status == "incomplete":
+                    f.failures.append(Failure(seq, ts, "response_incomplete", r.detail))
+            else:
+                r.detail = _code(_obj(details.get("error"))) if r.status == "failed" else r.status
+                f.failures.append(Failure(seq, ts, "response_failed", r.detail))
+        elif kind == "error":
+            err = _obj(d.get("error"))
+            e = err.get("event_id")
+            if waiting and is_ordered_rejection(err):
+                waiting.pop(0)
+            cause = cause_of.get(i)
+            if cause is None and is_ordered_rejection(err):
+                cause = "response.create"
+            code = _code(err)
+            if code == "session_expired":
+                f.failures.append(Failure(seq, ts, "session_expired", code, cause))
+            else:
+                f.failures.append(Failure(seq, ts, "error", code, cause))
+            for k, t_eid, _ in truncates:  # an error naming the truncate answers it, whatever came before
+                if t_eid and t_eid == e and f.truncations[k].answer != "error":
+                    f.truncations[k].answer, f.truncations[k].error_code = "error", code
+        elif kind == "conversation.item.truncated" and iid is not None:
+            # it answers the item's latest truncate (the one before the next truncate of the same item)
+            latest = next((f.truncations[k] for k, _, _ in reversed(truncates) if f.truncations[k].item_id == iid), None)
+            if latest is not None and latest.answer == "none":
+                latest.answer = "truncated"
+        elif kind == "output_audio_buffer.started":
+            r_ = f.responses.get(rid) if isinstance(rid, str) else None
+            if r_ is not None and r_.playback_mono is None:
+                r_.playback_mono = mono
+        elif kind == "response.function_call_arguments.done":
+            cid = d.get("call_id")
+            if isinstance(cid, str) and cid not in calls:
+                calls[cid] = (seq, mono, ts, d.get("name") if isinstance(d.get("name"), str) else None, rid)
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            f.transcriptions.append(Transcription(seq, stops, transcription_model(session),
+                                                  d.get("usage") if isinstance(d.get("usage"), dict) else None))
+        elif kind == "conversation.item.input_audio_transcription.failed":
+            f.failures.append(Failure(seq, ts, "transcription_failed", _code(_obj(d.get("error")))))
+        elif kind == "proxy.error":
+            f.failures.append(Failure(seq, ts, "proxy_error"))
+        elif kind == "proxy.upstream_rejected":
+            status = d.get("status")
+            f.failures.append(Failure(seq, ts, "upstream_rejected", None if status is None else str(status)))
+        elif kind == "proxy.close":
+            server = d.get("server")
+            if isinstance(server, dict) and isinstance(server.get("code"), int) and server["code"] != NORMAL_CLOSE:
+                f.failures.append(Failure(seq, ts, "upstream_close", str(server["code"])))
+            elif server is None and d.get("first_disconnect") == "server":
+                f.failures.append(Failure(seq, ts, "upstream_drop"))
+
+    f.turns = stops
+    end_seq = rows[-1][1] if rows else 0
+    for r in active.values():
+        f.failures.append(Failure(r.created_seq or end_seq, r.ts_us, "response_without_done"))
+    for stop_seq, stop_mono, r in turn_responses:
+        # First audio: the first audio delta; over WebRTC/SIP (audio on the media track) the first
+        # output_audio_buffer.started of the response.
+        audio_mono = r.audio_mono if r.audio_mono is not None else r.playback_mono
+        if audio_mono is not None:
+            tokens = _obj(r.usage).get("input_tokens") if r.usage else None
+            f.samples.append(Sample("turn_to_first_audio", stop_seq, (audio_mono - stop_mono) / 1e6,
+                                    minute(stop_mono), tokens if isinstance(tokens, int) else None))
+    for cid, (c_seq, c_mono, c_ts, name, c_rid) in calls.items():
+        if cid not in outputs:
+            # An out-of-band call is the app's structured output (read from its arguments): nobody answers it.
+            if not (c_rid in f.responses and f.responses[c_rid].out_of_band):
+                f.failures.append(Failure(c_seq, c_ts, "hung_tool_call", name))
+            continue
+        f.samples.append(Sample("tool_call_to_output", c_seq, (outputs[cid][1] - c_mono) / 1e6, minute(c_mono)))
+    for cid, o_mono, r in tool_rounds:
+        if cid in calls and r.first_mono is not None:
+            c_seq, c_mono = calls[cid][0], calls[cid][1]
+            f.samples.append(Sample("tool_output_to_first_delta", c_seq, (r.first_mono - o_mono) / 1e6, minute(c_mono)))
+            f.samples.append(Sample("tool_round_trip", c_seq, (r.first_mono - c_mono) / 1e6, minute(c_mono)))
+    for cid, o_seq, _o_mono, o_ts in awaiting:
+        f.failures.append(Failure(o_seq, o_ts, "output_without_response", cid))
+    # Barge-ins: the first truncate of the cut item after the barge-in answers it.
+    for b in f.barge_ins:
+        t = next((t for t in f.truncations if b.item_id is not None and t.item_id == b.item_id and t.seq > b.seq),
+                 None)
+        if t is not None:
+            b.truncate_seq, b.audio_end_ms, b.valid = t.seq, t.audio_end_ms, t.valid
+        else:
+            f.failures.append(Failure(b.seq, b.ts_us, "barge_in_not_truncated", b.response_id))
+    for t in f.truncations:
+        if not t.valid:
+            f.failures.append(Failure(t.seq, t.ts_us, "invalid_truncate", t.item_id))
+    f.failures.sort(key=lambda x: (x.seq, x.kind))
+    return f
+
+
+def _meta_key(value: Any) -> dict | None:
+    """The metadata part of a request's key: a non-empty object, else none (as analyzer/state/match.py)."""
+    return value if isinstance(value, dict) and value else None
+
+
+def _take(waiting: list[tuple[int, int, dict | None, bool]], meta: dict | None,
+          oob: bool | None) -> tuple[int, int] | None:
+    """(seq, mono) of the oldest waiting request with this key, taken out; None when none has it."""
+    for k, (_, _, m, o) in enumerate(waiting):
+        if m == meta and (oob is None or o == oob):
+            seq, mono = waiting.pop(k)[:2]
+            return seq, mono
+    return None
+
+
+def _response(f: SessionFacts, rid: str) -> ResponseFact:
+    r = f.responses.get(rid)
+    if r is None:
+        r = f.responses[rid] = ResponseFact(rid)
+    return r
+
+
+def _attach_audio(r: ResponseFact, items: list[tuple[str | None, ItemAudio]], bpm: int) -> None:
+    firsts = [a for _, a in items if a.first_seq is not None]
+    if firsts:
+        r.first_mono = min(firsts, key=lambda a: a.first_seq).first_mono  # type: ignore[arg-type,return-value]
+    audios = [a for _, a in items if a.audio_seq is not None]
+    if audios:
+        first = min(audios, key=lambda a: a.audio_seq)  # type: ignore[arg-type,return-value]
+        r.audio_seq, r.audio_mono = first.audio_seq, first.audio_mono
+        r.audio_ms = sum(a.audio_bytes for a in audios) / bpm
+
+
+def iter_samples(facts: Iterable[SessionFacts]) -> Iterator[Sample]:
+    for f in facts:
+        yield from f.samples
+
+
+def utc(ts_us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts_us / 1e6, dt.timezone.utc)

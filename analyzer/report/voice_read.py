@@ -1,0 +1,113 @@
+"""Reading an archive for the voice reports: polars queries per batch of whole sessions, then
+`voice_facts.walk` per session, then the transcripts of the items barge-ins cut (see voice_facts' docstring).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+import polars as pl
+
+from rtreplay.analyzer.report.voice_facts import (
+    APPEND, AUDIO_DELTAS, COLUMNS, CONTROL_TYPES, DELTAS, TRANSCRIPT_DELTAS, ItemAudio, SessionFacts, walk,
+)
+
+BATCH_SESSIONS = 8  # sessions read per batch: memory is bounded by this many sessions' control rows
+
+
+def _queries(lazy: pl.LazyFrame) -> list[pl.LazyFrame]:
+    control = (lazy.filter(pl.col("type").is_in(CONTROL_TYPES)
+                           | ((pl.col("direction") == "client") & (pl.col("type") != APPEND)))
+               .select([pl.col(c) for c in COLUMNS]).with_columns(pl.col("ts").dt.epoch("us"))
+               .sort(["session_id", "seq"]))
+    is_audio = pl.col("type").is_in(AUDIO_DELTAS)
+    items = (lazy.filter((pl.col("direction") == "server") & pl.col("type").is_in(DELTAS))
+             .group_by(["session_id", "item_id"])
+             .agg(pl.col("response_id").sort_by("seq").first(),
+                  pl.col("seq").min().alias("first_seq"), pl.col("mono_ns").sort_by("seq").first().alias("first_mono"),
+                  pl.col("seq").filter(is_audio).min().alias("audio_seq"),
+                  pl.col("mono_ns").sort_by("seq").filter(is_audio.sort_by(pl.col("seq"))).first().alias("audio_mono"),
+                  pl.col("audio").bin.size().filter(is_audio).sum().alias("audio_bytes")))
+    starts = lazy.group_by("session_id").agg(pl.col("ts").sort_by("seq").first().dt.epoch("us").alias("start"),
+                                             pl.col("mono_ns").sort_by("seq").first().alias("start_mono"))
+    return [control, items, starts]
+
+
+def read(lazy: pl.LazyFrame, sessions: Sequence[str] | None = None) -> list[SessionFacts]:
+    """The facts of every session in `lazy` (a frame of archive events)."""
+    if sessions:
+        lazy = lazy.filter(pl.col("session_id").is_in(list(sessions)))
+    control, items, starts = pl.collect_all(_queries(lazy))
+    audio: dict[str, dict[str | None, ItemAudio]] = defaultdict(dict)
+    for sid, iid, rid, fs, fm, aseq, amono, abytes in items.iter_rows():
+        audio[sid][iid] = ItemAudio(rid, fs, fm, aseq, amono, int(abytes or 0))
+    start = {sid: (ts, mono) for sid, ts, mono in starts.iter_rows()}
+    out = []
+    for (sid,), part in control.group_by(["session_id"], maintain_order=True):
+        facts = walk(sid, part.iter_rows(), audio.get(sid, {}), start.get(sid, (0, 0)))  # type: ignore[arg-type]
+        out.append(facts)
+    _transcripts(lazy, out)
+    return out
+
+
+def read_archive(path: str | Path, sessions: Sequence[str] | None = None) -> tuple[list[SessionFacts], list[str]]:
+    """Facts of the archive at `path`, one batch of whole sessions at a time; and the problems met."""
+    from rtreplay.analyzer.report.timelines import session_of
+    from rtreplay.analyzer.state import load
+    from rtreplay.analyzer.state.reduce import collector_paused
+    from rtreplay.recorder.archive import archive_files
+
+    files, skipped = archive_files(Path(path))
+    problems = [str(p) for p in skipped]
+    by_session: dict[str, list[Path]] = defaultdict(list)
+    for f in files:  # the parts of one session always in one batch
+        by_session[session_of(f)].append(f)
+    groups = list(by_session.values())
+    facts: list[SessionFacts] = []
+    with collector_paused():
+        for start in range(0, len(groups), BATCH_SESSIONS):
+            batch = [f for g in groups[start:start + BATCH_SESSIONS] for f in g]
+            frames = []
+            for f in batch:
+                scanned = load.scan(f)
+                problems += [str(p) for p in scanned.problems]
+                frames.append(scanned.frame)
+            facts += read(pl.concat(frames, how="vertical"), sessions)
+    return facts, problems
+
+
+def _transcripts(lazy: pl.LazyFrame, facts: list[SessionFacts]) -> None:
+    """Transcript as generated and as heard, for the items a barge-in cut and a truncate named."""
+    wanted = {(f.session_id, b.item_id): b for f in facts for b in f.barge_ins if b.item_id is not None}
+    if not wanted:
+        return
+    rows = (lazy.filter(pl.col("type").is_in(AUDIO_DELTAS + TRANSCRIPT_DELTAS)
+                        & pl.col("session_id").is_in(list({s for s, _ in wanted}))
+                        & pl.col("item_id").is_in(list({i for _, i in wanted})))
+            .select("session_id", "item_id", "seq", "type", pl.col("audio").bin.size().alias("n"),
+                    pl.when(pl.col("type").is_in(TRANSCRIPT_DELTAS)).then(pl.col("payload")).alias("payload"))
+            .sort(["session_id", "item_id", "seq"]).collect())
+    state: dict[tuple[str, str], list] = {}
+    for sid, iid, _seq, kind, n, payload in rows.iter_rows():
+        b = wanted.get((sid, iid))
+        if b is None:
+            continue
+        acc = state.setdefault((sid, iid), [0, [], []])  # audio bytes so far, generated, heard
+        if kind in AUDIO_DELTAS:
+            acc[0] += n or 0
+            continue
+        try:
+            delta = orjson.loads(payload).get("delta")
+        except (orjson.JSONDecodeError, AttributeError):
+            delta = None
+        if not isinstance(delta, str):
+            continue
+        acc[1].append(delta)
+        if b.audio_end_ms is not None and acc[0] < b.audio_end_ms * b.bpm:
+            acc[2].append(delta)
+    for key, (_, generated, heard) in state.items():
+        b = wanted[key]
+        b.generated = "".join(generated)
+        b.heard = "".join(heard) if b.audio_end_ms is not None else None
