@@ -109,9 +109,9 @@ def _marks(table) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
     import polars as pl
 
     from rtreplay.analyzer.report.failures import timeline_marks
-    from rtreplay.analyzer.report.voice_read import read
+    from rtreplay.analyzer.report.voice_read import read_frame
 
-    facts = read(pl.from_arrow(table).lazy())  # type: ignore[union-attr]
+    facts = read_frame(pl.from_arrow(table).lazy())  # type: ignore[union-attr]
     return timeline_marks(facts[0]) if facts else {}
 
 

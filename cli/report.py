@@ -172,7 +172,7 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
             requests, problems = load_requests(arc, sessions, show_progress)
             report = build_report(requests, splits, filters, source=str(archive), problems=problems)
         if set(names) & set(voice.VOICE):
-            facts, problems = load_facts(archive, sessions)
+            facts, problems = load_facts(arc, sessions)
             voice_reports = voice.build_reports(names, facts, prices=prices, source=str(archive), problems=problems)
         if html_path is not None:
             extra = "".join(voice_html.section(n, r) for n, r in voice_reports.items())
@@ -192,14 +192,13 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
         click.echo(f"wrote {html_path}", err=True)
 
 
-def load_facts(archive: Path, sessions: Sequence[str]) -> tuple[list, list[str]]:
-    """The voice facts of the archive (rtreplay.analyzer.report.voice_facts); one-line error when it is empty."""
-    files, _ = archive_files(archive)
-    if not files:
-        raise ArchiveError(f"{archive}: no archive files here (expected events/**/*.parquet or journal/*.arrows); "
-                           "record some with `rtreplay proxy --out DIR`")
+def load_facts(arc: Archive, sessions: Sequence[str]) -> tuple[list, list[str]]:
+    """The voice facts of an opened archive (rtreplay.analyzer.report.voice_read); one-line error when empty."""
+    if not arc.files:
+        raise ArchiveError(f"{arc.location}: no archive files here (expected events/**/*.parquet or "
+                           "journal/*.arrows); record some with `rtreplay proxy --out DIR`")
     from rtreplay.analyzer.report.voice_read import read_archive
-    return read_archive(archive, list(sessions) or None)
+    return read_archive(arc, list(sessions) or None)
 
 
 def _print(report, voice_reports: dict, fmt: str) -> None:  # type: ignore[no-untyped-def]

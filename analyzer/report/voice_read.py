@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 
 import orjson
 import polars as pl
@@ -35,7 +34,7 @@ def _queries(lazy: pl.LazyFrame) -> list[pl.LazyFrame]:
     return [control, items, starts]
 
 
-def read(lazy: pl.LazyFrame, sessions: Sequence[str] | None = None) -> list[SessionFacts]:
+def read_frame(lazy: pl.LazyFrame, sessions: Sequence[str] | None = None) -> list[SessionFacts]:
     """The facts of every session in `lazy` (a frame of archive events)."""
     if sessions:
         lazy = lazy.filter(pl.col("session_id").is_in(list(sessions)))
@@ -52,29 +51,27 @@ def read(lazy: pl.LazyFrame, sessions: Sequence[str] | None = None) -> list[Sess
     return out
 
 
-def read_archive(path: str | Path, sessions: Sequence[str] | None = None) -> tuple[list[SessionFacts], list[str]]:
-    """Facts of the archive at `path`, one batch of whole sessions at a time; and the problems met."""
-    from rtreplay.analyzer.report.timelines import session_of
+def read_archive(path, sessions: Sequence[str] | None = None) -> tuple[list[SessionFacts], list[str]]:  # type: ignore[no-untyped-def]
+    """Facts of the archive at `path` (a location or an opened `recorder.store.Archive`), a batch of whole
+    sessions at a time, each file read once; and the problems met."""
     from rtreplay.analyzer.state import load
     from rtreplay.analyzer.state.reduce import collector_paused
-    from rtreplay.recorder.archive import archive_files
+    from rtreplay.recorder.store import Archive
 
-    files, skipped = archive_files(Path(path))
-    problems = [str(p) for p in skipped]
-    by_session: dict[str, list[Path]] = defaultdict(list)
-    for f in files:  # the parts of one session always in one batch
-        by_session[session_of(f)].append(f)
-    groups = list(by_session.values())
+    arc = Archive.open(path)
+    if sessions:
+        arc = arc.only(sessions)
+    problems = [str(p) for p in arc.problems]
+    groups = list(arc.sessions.values())  # the parts of one session always in one batch
     facts: list[SessionFacts] = []
     with collector_paused():
         for start in range(0, len(groups), BATCH_SESSIONS):
-            batch = [f for g in groups[start:start + BATCH_SESSIONS] for f in g]
-            frames = []
-            for f in batch:
-                scanned = load.scan(f)
-                problems += [str(p) for p in scanned.problems]
-                frames.append(scanned.frame)
-            facts += read(pl.concat(frames, how="vertical"), sessions)
+            read: list = []
+            frames = [fr for g in groups[start:start + BATCH_SESSIONS] for f in g
+                      if (fr := load.file_frame(arc, f, read)) is not None]
+            problems += [str(p) for p in read]
+            if frames:
+                facts += read_frame(pl.concat(frames, how="vertical"), sessions)
     return facts, problems
 
 
