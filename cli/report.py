@@ -130,7 +130,7 @@ def _days(filters: Filters) -> tuple[str | None, str | None]:
               help="Which reports (comma-separated or repeated): tool_choice (default), latency, interruptions, "
                    "cost, failures, all. --by, --oob-only, --since/--until and --timelines apply to tool_choice.")
 @click.option("--prices", "prices_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Price table (JSON, the shape of the shipped analyzer/report/prices.json) for the cost report.")
+              help="Price table (JSON, the shape of the shipped queries/prices.json) for the cost report.")
 def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since: str | None, until: str | None,
             oob_only: bool, pairings: tuple[str, ...], fmt: str, html_path: Path | None, timelines: int,
             show_progress: bool | None, report_names: tuple[str, ...], prices_path: Path | None) -> None:

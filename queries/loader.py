@@ -111,7 +111,7 @@ def events_source(parquet: str | None, loaded: bool) -> str:
 
 def prices_values(path: str | Path | None = None) -> str:
     """The price table (rtreplay.analyzer.report.cost) as the rows of a SQL VALUES list, for prices.sql."""
-    from rtreplay.analyzer.report.cost import KINDS, load_prices
+    from rtreplay.queries.prices import KINDS, load_prices
 
     rows = [f"({_literal(model)}, {_literal(kind)}, {float(entry[kind])!r})"
             for model, entry in load_prices(path).models.items()
@@ -220,7 +220,7 @@ def connect(
 
     `MATERIALIZED` views are stored here, once (one filtered scan of the archive). Like the file list and
     the journals, they are the archive as it was at this call. `prices`: a price file for the `prices` view
-    (default: the shipped analyzer/report/prices.json).
+    (default: the shipped queries/prices.json).
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

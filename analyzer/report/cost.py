@@ -2,73 +2,25 @@
 
 Each `response.done` usage is split into token kinds (text/audio/image input, their cached parts, text/audio
 output) and priced with a table that ships as data (`prices.json`: per model and token kind, USD per 1M
-tokens, with the page and date the prices were taken from); `--prices FILE` replaces it. Input transcription
+tokens, with the page and date the prices were taken from: queries/prices.json); `--prices FILE` replaces it. Input transcription
 is priced from `conversation.item.input_audio_transcription.completed` usage, by tokens or by duration.
 Audio generated but never heard (cut by a valid truncate) is priced apart: the response's audio output cost
 times the share of its generated audio that came after `audio_end_ms`. No network is used.
 """
 from __future__ import annotations
 
-import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from rtreplay.analyzer.report.voice_facts import SessionFacts
 from rtreplay.analyzer.report.voice_render import Table, money, short
+from rtreplay.queries.prices import KINDS, PriceError, Prices, load_prices
 
-KINDS = ("text_input", "text_cached_input", "text_output", "audio_input", "audio_cached_input", "audio_output",
-         "image_input", "image_cached_input")
-SNAPSHOT = re.compile(r"\d{4}-\d{2}-\d{2}")
 LIST_LIMIT = 30
 
-
-class PriceError(ValueError):
-    """A price file that cannot be used; the message names the file and what is wrong."""
-
-
-@dataclass(frozen=True)
-class Prices:
-    models: Mapping[str, Mapping[str, Any]]
-    taken: str | None
-    source: str  # the file the table came from ("shipped" for the one in the package)
-
-    def of(self, model: str | None) -> Mapping[str, Any] | None:
-        """The price entry of `model`: its own key, else the key it extends with a dated snapshot suffix."""
-        if model is None:
-            return None
-        if model in self.models:
-            return self.models[model]
-        best = None
-        for key in self.models:
-            if model.startswith(key + "-") and SNAPSHOT.fullmatch(model[len(key) + 1:]):
-                best = key if best is None or len(key) > len(best) else best
-        return self.models[best] if best else None
-
-
-def load_prices(path: str | Path | None = None) -> Prices:
-    try:
-        text = Path(path).read_text() if path is not None else \
-            resources.files("rtreplay.analyzer.report").joinpath("prices.json").read_text()
-        data = json.loads(text)
-    except OSError as exc:
-        raise PriceError(f"{path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise PriceError(f"{path}: not valid JSON: {exc}") from None
-    models = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(models, dict):
-        raise PriceError(f"{path or 'prices.json'}: expected an object with a `models` object")
-    for name, entry in models.items():
-        bad = [k for k, v in (entry.items() if isinstance(entry, dict) else [("entry", None)])
-               if k in (*KINDS, "per_minute") and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0)]
-        if not isinstance(entry, dict) or bad:
-            raise PriceError(f"{path or 'prices.json'}: model {name!r}: prices must be non-negative numbers ({', '.join(bad)})")
-    return Prices(models, data.get("taken"), str(path) if path is not None else "shipped")
-
+__all__ = ["KINDS", "PriceError", "Prices", "load_prices", "build", "tokens_of", "price_tokens", "transcription_cost"]
 
 def _int(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0

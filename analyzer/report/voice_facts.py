@@ -38,6 +38,13 @@ CONTROL_TYPES = (
     "conversation.item.input_audio_transcription.completed", "conversation.item.input_audio_transcription.failed",
     "output_audio_buffer.started",
 )
+# Types whose payload the walk reads; the rest need only their columns (seq, mono_ns, event_id, item_id, …).
+PARSED = frozenset({
+    "response.create", "conversation.item.create", "conversation.item.truncate", "session.created", "session.updated",
+    "proxy.open", "proxy.close", "proxy.upstream_rejected", "response.created", "response.done", "error",
+    "response.function_call_arguments.done", "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.failed",
+})
 COLUMNS = ("session_id", "seq", "ts", "mono_ns", "direction", "type", "event_id", "response_id", "item_id", "payload")
 NORMAL_CLOSE = 1000
 
@@ -194,15 +201,17 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
     cause_of: dict[int, str] = {}  # error row -> type of the client event it names
     parsed: list[dict] = []
     for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload) in enumerate(rows):
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            data = None
-        d = data if isinstance(data, dict) else {}
+        d = {}
+        if kind in PARSED:  # the other rows are read from their columns alone
+            try:
+                data = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                data = None
+            d = data if isinstance(data, dict) else {}
         parsed.append(d)
         if direction == "client":
-            if isinstance(d.get("event_id"), str):
-                latest[d["event_id"]] = (i, kind)
+            if isinstance(eid, str):  # the archive's event_id column: the client event's own id
+                latest[eid] = (i, kind)
         elif kind == "error" and direction == "server":
             e = _obj(d.get("error")).get("event_id")
             named = latest.get(e) if isinstance(e, str) else None

@@ -38,7 +38,8 @@ def read_frame(lazy: pl.LazyFrame, sessions: Sequence[str] | None = None) -> lis
     """The facts of every session in `lazy` (a frame of archive events)."""
     if sessions:
         lazy = lazy.filter(pl.col("session_id").is_in(list(sessions)))
-    control, items, starts = pl.collect_all(_queries(lazy))
+    # One query at a time: together they decode their columns at once (twice the peak memory) for no gain.
+    control, items, starts = (q.collect() for q in _queries(lazy))
     audio: dict[str, dict[str | None, ItemAudio]] = defaultdict(dict)
     for sid, iid, rid, fs, fm, aseq, amono, abytes in items.iter_rows():
         audio[sid][iid] = ItemAudio(rid, fs, fm, aseq, amono, int(abytes or 0))
