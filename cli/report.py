@@ -172,7 +172,7 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
             requests, problems = load_requests(arc, sessions, show_progress)
             report = build_report(requests, splits, filters, source=str(archive), problems=problems)
         if set(names) & set(voice.VOICE):
-            facts, problems = load_facts(arc, sessions)
+            facts, problems = load_facts(Archive.open(archive), sessions)
             voice_reports = voice.build_reports(names, facts, prices=prices, source=str(archive), problems=problems)
         if html_path is not None:
             extra = "".join(voice_html.section(n, r) for n, r in voice_reports.items())
