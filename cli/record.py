@@ -80,7 +80,13 @@ def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, 
             where = f"{display(str(out))} (spool {spool})" if uploader else str(out)
             click.echo(f"rtreplay proxy: {proxy_.url} -> {upstream}, recording into {where}", err=True)
             with _uploading(uploader):
-                await stop.wait()
+                stopped = asyncio.ensure_future(stop.wait())
+                failed = asyncio.ensure_future(proxy_.writer.wait_failed())
+                await asyncio.wait([stopped, failed], return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+                failed.cancel()
+                if proxy_.writer.failed:  # exit non-zero so that a supervisor restarts us; nothing passed unrecorded
+                    raise RecorderError(f"recording failed, relaying stopped: {proxy_.writer.failed}")
                 click.echo("rtreplay proxy: stopping; finalizing open sessions", err=True)
 
     try:

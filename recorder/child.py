@@ -2,8 +2,8 @@
 
 Started by `rtreplay.recorder.link.RecorderLink` as `python -m rtreplay.recorder.child --fd N --out DIR …`, it reads
 `rtreplay.recorder.framing` frames from the socket `N` and owns all recording work: per connection it parses the
-upstream's HTTP answer, taps both WebSocket streams (`rtreplay.recorder.tap`: sans-I/O websockets, deflate,
-fragments), and feeds the messages to a `rtreplay.recorder.writer.ArchiveWriter` (sequence numbers, fields,
+upstream's HTTP answer, taps both WebSocket streams (`rtreplay.recorder.tap`: frames, deflate, fragments,
+and an account of every byte it cannot record), and feeds the messages to a `rtreplay.recorder.writer.ArchiveWriter` (sequence numbers, fields,
 redaction and audio cut in `rtreplay.recorder.core`; journals, fsync and Parquet in the writer thread).
 
 Secrets: frames arrive with raw bytes in memory only; `SessionRecorder` redacts before a record exists,
@@ -11,16 +11,26 @@ so nothing reaches the writer's queue, let alone disk, unredacted.
 
 Lifetime: the socket is the child's lifeline. SIGINT and SIGTERM are ignored; at EOF — the proxy closed
 cleanly, or died, even by `kill -9` — the child records a `proxy.error` on each session still open,
-writes and finalizes everything, and exits. Backpressure: while the writer's queue is over its high-water
-mark the child stops reading the socket, so the proxy's write buffer fills and the proxy pauses.
+writes and finalizes everything, and exits. If the writer thread fails, whatever the reason, the child
+exits at once with status `WRITER_FAILED`: the proxy then stops relaying (nothing passes unrecorded) and
+exits non-zero, and the journals stay for `rtreplay recover`.
+
+Memory is bounded: the taps share one `tap.Budget` for unfinished messages and cap each message
+(`tap.MAX_MESSAGE`); and the child stops between two messages — not only between two socket reads, one of
+which may inflate to many messages — while the writer's queue is over its high-water mark, and stops
+reading the socket until the queue is back under its low-water mark. The proxy buffers meanwhile, up to
+its own bound (`rtreplay.recorder.link`).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import logging
+import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,8 @@ from rtreplay.recorder.writer import ArchiveWriter, SessionHandle
 log = logging.getLogger(__name__)
 
 MAX_REJECTION_BODY = 64 * 1024  # bytes of an upstream's rejection body kept in the record
+WRITER_FAILED = 3  # exit status when the writer thread failed
+_HOLD_POLL = 0.005  # seconds between looks at the writer's queue while held
 _DIRECTIONS = {framing.CLIENT: CLIENT, framing.SERVER: SERVER}
 
 
@@ -57,8 +69,10 @@ class Connection:
         self._early: list[tuple[bytes, int, int]] = []
         self._rejection: dict[str, Any] | None = None
         self._tapping = False
-        self._taps = {CLIENT: tap.StreamTap(masked=True), SERVER: tap.StreamTap(masked=False)}
-        self._tap_errors: set[str] = set()
+        self._taps = {CLIENT: tap.StreamTap(masked=True, budget=link.budget),
+                      SERVER: tap.StreamTap(masked=False, budget=link.budget)}
+        self._unparsed: set[str] = set()  # directions whose first unparsed frame was reported
+        self._unrecorded = {"messages": 0, "frames": 0, "wire_bytes": 0}
         self._closes: dict[str, Any] = {}
         self._first_close: str | None = None
 
@@ -70,16 +84,18 @@ class Connection:
             self.handle.on_resume = self._link.resume
         return self.handle
 
-    def feed(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> None:
-        """A chunk the proxy forwarded going `direction`, received at (`mono_ns`, `wall_ns`)."""
+    def feed(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> Iterator[None]:
+        """A chunk the proxy forwarded going `direction`, received at (`mono_ns`, `wall_ns`). Records as
+        it is iterated, pausing after each record (the caller may stop there and go on later)."""
         if self._tapping:
-            self._observe(direction, data, mono_ns, wall_ns)
-        elif direction == SERVER:
-            self._upstream_answer(data, mono_ns, wall_ns)
-        elif self._rejection is None:
+            return self._observe(direction, data, mono_ns, wall_ns)
+        if direction == SERVER:
+            return self._upstream_answer(data, mono_ns, wall_ns)
+        if self._rejection is None:
             self._early.append((data, mono_ns, wall_ns))
+        return iter(())
 
-    def _upstream_answer(self, data: bytes, mono_ns: int, wall_ns: int) -> None:
+    def _upstream_answer(self, data: bytes, mono_ns: int, wall_ns: int) -> Iterator[None]:
         if self._rejection is not None:
             body = self._rejection["body_bytes"]
             if len(body) < MAX_REJECTION_BODY:
@@ -106,27 +122,50 @@ class Connection:
         extensions = head.get("sec-websocket-extensions")
         for stream_tap in self._taps.values():
             stream_tap.enable_deflate(extensions)
-        self._start(head.get("sec-websocket-protocol"), extensions)
+        handle = self._start(head.get("sec-websocket-protocol"), extensions)
+        if self._taps[CLIENT].error is not None:
+            handle.lifecycle(PROXY_ERROR, {"error": self._taps[CLIENT].error}, mono_ns, wall_ns)
         self._tapping = True
         early, self._early = self._early, []
         for chunk, mono, wall in early:
-            self._observe(CLIENT, chunk, mono, wall)
+            yield from self._observe(CLIENT, chunk, mono, wall)
         if rest:
-            self._observe(SERVER, rest, mono_ns, wall_ns)
+            yield from self._observe(SERVER, rest, mono_ns, wall_ns)
 
-    def _observe(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> None:
-        stream_tap = self._taps[direction]
+    def _observe(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> Iterator[None]:
         handle = self.handle
         assert handle is not None
-        for item in stream_tap.feed(data):
+        for item in self._taps[direction].feed(data):
             if type(item) is tap.Message:
                 handle.message(direction, item.data, item.is_text, mono_ns, wall_ns)
+            elif type(item) is tap.Unparsed:
+                self._count(0, 1, item.size)
+                if direction not in self._unparsed:
+                    self._unparsed.add(direction)
+                    handle.lifecycle(PROXY_ERROR, {
+                        "error": f"{direction} stream breaks the WebSocket protocol: {item.error}; such frames "
+                                 "are recorded as invalid.frame with their raw payload, and parsing goes on",
+                        "direction": direction}, mono_ns, wall_ns)
+                handle.unparsed(direction, item.error, item.opcode, item.data, item.size, mono_ns, wall_ns)
+            elif type(item) is tap.Lost:
+                self._lost(direction, item, mono_ns, wall_ns)
             else:
                 self._closes.setdefault(direction, item)
                 self._first_close = self._first_close or direction
-        if stream_tap.error is not None and direction not in self._tap_errors:
-            self._tap_errors.add(direction)
-            handle.lifecycle(PROXY_ERROR, {"error": stream_tap.error}, mono_ns, wall_ns)
+            yield
+
+    def _lost(self, direction: str, lost: tap.Lost, mono_ns: int, wall_ns: int) -> None:
+        """A counted, named loss: what passed going `direction` that no record holds."""
+        self._count(1, 0, lost.wire_bytes)
+        assert self.handle is not None
+        self.handle.lifecycle(PROXY_ERROR, {"error": f"not recorded: {lost.error}", "direction": direction,
+                                            "wire_bytes": lost.wire_bytes, "message_bytes": lost.size},
+                              mono_ns, wall_ns)
+
+    def _count(self, messages: int, frames: int, wire_bytes: int) -> None:
+        self._unrecorded["messages"] += messages
+        self._unrecorded["frames"] += frames
+        self._unrecorded["wire_bytes"] += wire_bytes
 
     def error(self, info: dict[str, Any], mono_ns: int, wall_ns: int) -> None:
         self._start().lifecycle(PROXY_ERROR, info, mono_ns, wall_ns)
@@ -138,48 +177,107 @@ class Connection:
             body = self._rejection.pop("body_bytes")
             handle.lifecycle(PROXY_UPSTREAM_REJECTED, {**self._rejection, "body": body.decode("utf-8", "replace")},
                              mono_ns, wall_ns)
-        handle.close({"client": _close_info(self._closes.get(CLIENT)), "server": _close_info(self._closes.get(SERVER)),
-                      "first_close": self._first_close, "first_disconnect": info.get("first_disconnect")},
-                     mono_ns, wall_ns)
+        for direction, stream_tap in self._taps.items():
+            for lost in stream_tap.end():
+                self._lost(direction, lost, mono_ns, wall_ns)
+        closed = {"client": _close_info(self._closes.get(CLIENT)), "server": _close_info(self._closes.get(SERVER)),
+                  "first_close": self._first_close, "first_disconnect": info.get("first_disconnect")}
+        if any(self._unrecorded.values()):
+            closed["unrecorded"] = self._unrecorded  # what passed that no event record holds (see proxy.error)
+        handle.close(closed, mono_ns, wall_ns)
 
     def abandon(self, why: str, close: bool = False) -> None:
         """Stop recording this session, with a `proxy.error` saying `why` (and `proxy.close` if `close`)."""
         handle = self._start()
         handle.lifecycle(PROXY_ERROR, {"error": why})
+        for stream_tap in self._taps.values():
+            stream_tap.end()  # gives its share of the budget back
         if close:
             handle.close({})
 
 
 class ParentLink(asyncio.Protocol):
-    """The child's end of the socket: decodes frames and routes them to their `Connection`."""
+    """The child's end of the socket: decodes frames and routes them to their `Connection`, holding the
+    work (and the socket) whenever the writer's queue is over its high-water mark."""
 
     def __init__(self, writer: ArchiveWriter) -> None:
         self.writer = writer
+        self.budget = tap.Budget()
         self.connections: dict[int, Connection] = {}
         self.transport: asyncio.Transport | None = None
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._decoder = framing.Decoder()
+        self._backlog: collections.deque[framing.Frame] = collections.deque()  # decoded, not yet handled
+        self._current: tuple[int, Iterator[None]] | None = None  # a DATA frame being recorded
+        self._held = False
+        self._eof = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        for frame in self._decoder.feed(data):
-            try:
-                self._dispatch(frame)
-            except Exception as exc:  # our bug: keep recording the other sessions, and say so in this one
-                log.exception("recorder: frame %s of connection %s", frame.kind, frame.conn)
-                connection = self.connections.pop(frame.conn, None)
-                if connection is not None:
-                    connection.abandon(f"recorder failed: {exc!r}", close=True)
+        self._backlog.extend(self._decoder.feed(data))
+        self._work()
 
-    def _dispatch(self, frame: framing.Frame) -> None:
+    def _work(self) -> None:
+        while not self._held:
+            if self._current is None:
+                if not self._backlog:
+                    if self._eof and not self.ended.done():
+                        self.ended.set_result(None)
+                    return
+                frame = self._backlog.popleft()
+                work = self._guard(frame.conn, frame.kind, self._dispatch, frame)
+                if work is None:
+                    continue
+                self._current = (frame.conn, work)
+            conn, work = self._current
+            if self._guard(conn, framing.DATA, self._record, work) is False:
+                self._hold()
+                return
+            self._current = None
+
+    def _record(self, work: Iterator[None]) -> bool:
+        """Go on recording; False when the writer's queue is over its high-water mark (come back later)."""
+        writer = self.writer
+        for _ in work:
+            if writer.queued_bytes > writer.high_water:
+                return False
+        return True
+
+    def _guard(self, conn: int, kind: int, action: Any, arg: Any) -> Any:
+        try:
+            return action(arg)
+        except Exception as exc:  # our bug: keep recording the other sessions, and say so in this one
+            log.exception("recorder: frame %s of connection %s", kind, conn)
+            connection = self.connections.pop(conn, None)
+            if connection is not None:
+                connection.abandon(f"recorder failed: {exc!r}", close=True)
+            return None
+
+    def _hold(self) -> None:
+        if not self._held:
+            self._held = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+        asyncio.get_running_loop().call_later(_HOLD_POLL, self._poll)
+
+    def _poll(self) -> None:
+        if self.writer.queued_bytes > self.writer.low_water:
+            asyncio.get_running_loop().call_later(_HOLD_POLL, self._poll)
+            return
+        self._held = False
+        self._work()
+        if not self._held:
+            self.resume()
+
+    def _dispatch(self, frame: framing.Frame) -> Iterator[None] | None:
         kind, conn = frame.kind, frame.conn
         if kind == framing.DATA:
             connection = self.connections.get(conn)
             if connection is not None:  # None: dropped after a recorder failure
-                connection.feed(_DIRECTIONS[frame.direction], frame.payload, frame.mono_ns, frame.wall_ns)
+                return connection.feed(_DIRECTIONS[frame.direction], frame.payload, frame.mono_ns, frame.wall_ns)
         elif kind == framing.OPEN:
             self.connections[conn] = Connection(self.writer, self, orjson.loads(frame.payload),
                                                 (frame.mono_ns, frame.wall_ns))
@@ -190,10 +288,12 @@ class ParentLink(asyncio.Protocol):
         elif kind == framing.SECRET:
             for secret in redact.header_secrets("authorization", frame.payload.decode()):
                 self.writer.known_secrets.append(secret)
+        return None
 
     def eof_received(self) -> bool:
-        if not self.ended.done():
-            self.ended.set_result(None)
+        self._eof = True
+        if not self._held and self._current is None and not self._backlog and not self.ended.done():
+            self.ended.set_result(None)  # else once the backlog is recorded
         return True  # keep our half open: problems may still be reported
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -207,7 +307,7 @@ class ParentLink(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if not self._held and self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def send(self, kind: int, payload: bytes = b"") -> None:
@@ -231,12 +331,21 @@ async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: floa
         link = ParentLink(writer)
         await loop.connect_accepted_socket(lambda: link, sock)
         writer.on_problem = link.report
+        writer.on_failed = _writer_failed
         link.send(framing.READY)
         await link.ended
         link.abandon_open_sessions()
     if link.transport is not None:
         link.transport.close()  # after writing what is buffered
         await link.lost
+
+
+def _writer_failed(error: str) -> None:
+    """The writer thread is gone: nothing more can be recorded. Exit now, loudly, so that the proxy stops
+    relaying instead of passing traffic unrecorded; journals stay for `rtreplay recover`."""
+    log.error("%s; exiting so that the proxy stops relaying", error)
+    logging.shutdown()
+    os._exit(WRITER_FAILED)
 
 
 def main(argv: list[str] | None = None) -> None:

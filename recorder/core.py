@@ -26,9 +26,10 @@ import orjson
 import pybase64
 
 from rtreplay.recorder import redact
-from rtreplay.recorder.schema import BINARY, CLIENT, INVALID_JSON, PROXY, PROXY_OPEN, SERVER
+from rtreplay.recorder.schema import BINARY, CLIENT, INVALID_FRAME, INVALID_JSON, PROXY, PROXY_OPEN, SERVER
 
 Record = tuple[Any, ...]
+_MAX_INT32 = (1 << 31) - 1  # the `size` column's type
 
 # Event types whose base64 audio sits in a top-level field, and that field.
 _TOP_LEVEL_AUDIO = {
@@ -211,6 +212,14 @@ class SessionRecorder:
         ids = [_str_or_none(event.get("event_id")), response_id, item_id]
         return self._record(mono_ns, wall_ns, direction, redact_text(kind),
                             *(redact_text(i) if i else i for i in ids), payload, audio, audio_at, size)
+
+    def unparsed(self, direction: str, error: str, opcode: int, data: bytes, size: int, mono_ns: int,
+                 wall_ns: int) -> Record:
+        """The `invalid.frame` record of a frame that breaks the WebSocket protocol: why, and its raw payload
+        (`data`, the first bytes of `size`)."""
+        payload = self.redactor.text(orjson.dumps({"error": error, "opcode": opcode, "size": size}).decode())
+        return self._record(mono_ns, wall_ns, direction, INVALID_FRAME, None, None, None, payload, bytes(data),
+                            None, min(size, _MAX_INT32))
 
     def lifecycle(self, kind: str, info: dict[str, Any], mono_ns: int, wall_ns: int) -> Record:
         """A `proxy.*` record whose payload is `info` as JSON, redacted like any payload."""

@@ -85,6 +85,7 @@ class RecorderLink(asyncio.Protocol):
         self._closing = False
         self._decoder = framing.Decoder()
         self._ready: asyncio.Future[None] = self._loop.create_future()
+        self._failure: asyncio.Future[str] = self._loop.create_future()
         self._lost: asyncio.Future[None] = self._loop.create_future()
 
     @classmethod
@@ -190,9 +191,14 @@ class RecorderLink(asyncio.Protocol):
             log.error("%s; connections are closed so that nothing passes unrecorded", self.failed)
             if not self._ready.done():
                 self._ready.set_exception(RecorderError(self.failed))
+            self._failure.set_result(self.failed)
             self.on_failed()
         if not self._lost.done():
             self._lost.set_result(None)
+
+    async def wait_failed(self) -> str:
+        """Wait until the recorder process ends unexpectedly; why (never returns while it works)."""
+        return await asyncio.shield(self._failure)
 
     # -- ending ----------------------------------------------------------------------------------------
 

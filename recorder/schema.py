@@ -33,6 +33,9 @@ PROXY_ERROR = "proxy.error"
 # Types given to frames that are not a JSON object with a string `type`.
 INVALID_JSON = "invalid.json"
 BINARY = "binary"
+# A frame that breaks the WebSocket protocol yet passed: payload JSON {error, opcode, size}, the frame's raw
+# payload (unmasked, not inflated, cut to `rtreplay.recorder.tap.KEEP_UNPARSED` bytes) in `audio`.
+INVALID_FRAME = "invalid.frame"
 
 EVENT_SCHEMA = pa.schema(
     [

@@ -14,6 +14,8 @@ The proxy runs this in its recorder process (`rtreplay.recorder.child`); tools t
     below `low_water`. The cap is soft: records that arrive in the same socket read are still queued.
   - A journal write that fails (disk full) is rolled back to the last complete batch; the records in it
     are counted as lost, and a `proxy.error` record with the count is written once writing works again.
+  - Any other failure of the writer thread ends it: `failed` says why and `on_failed(message)` is called
+    in the loop thread (the recorder process then exits, so the proxy stops relaying).
 
 A journal holds an exclusive `flock` while open, so `archive.recover` never finalizes a live session.
 """
@@ -129,6 +131,11 @@ class SessionHandle:
         self.closed = True
         self._writer._finish(self)
 
+    def unparsed(self, direction: str, error: str, opcode: int, data: bytes, size: int, mono_ns: int,
+                 wall_ns: int) -> None:
+        """Record a frame that breaks the WebSocket protocol (`rtreplay.recorder.tap.Unparsed`)."""
+        self._writer._put(self, self.recorder.unparsed(direction, error, opcode, data, size, mono_ns, wall_ns))
+
     def report_loss(self, lost: int, error: str) -> None:
         if not self.closed:
             self.lifecycle(PROXY_ERROR, {"error": f"journal write failed: {error}", "lost_records": lost})
@@ -160,6 +167,8 @@ class ArchiveWriter:
         self.errors: list[str] = []
         self.known_secrets: list[str] = []  # shared by every session's redactor
         self.on_problem: Callable[[int, str], None] | None = None
+        self.on_failed: Callable[[str], None] | None = None
+        self.failed: str | None = None
         self._queue: collections.deque[tuple[SessionHandle, Record | None, int]] = collections.deque()
         self._paused: set[SessionHandle] = set()
         self._wake = threading.Event()
@@ -265,6 +274,11 @@ class ArchiveWriter:
                     break
             for session_id in list(journals):
                 self._finalize(session_id, journals, lost, None)
+        except BaseException as exc:  # a bug or a broken invariant: nothing more can be written
+            self.failed = f"the archive writer thread failed: {exc!r}"
+            log.exception("%s", self.failed)
+            if self.on_failed is not None:
+                self._call_in_loop(self.on_failed, self.failed)
         finally:
             self._call_in_loop(self._done.set_result, None)  # type: ignore[union-attr]
 
