@@ -6,6 +6,8 @@ a second, a text turn with a forced function call (`conversation.item.create`, `
 
     python benchmarks/load_proxy.py --sessions 200 --seconds 60     # the full run (benchmarks/RESULTS.md)
     python benchmarks/load_proxy.py --sessions 20 --seconds 5       # the CI size (tests/test_reliability_load.py)
+    python benchmarks/load_proxy.py --steps 10,20,40,80 --seconds 20   # capacity: sessions held with added
+                                                                     # p99 <= 2 ms, and per core of the proxy
 
 Processes: the proxy (`rtreplay proxy`, CPU and RSS measured over its whole process tree from /proc), one
 scripted upstream (a websockets server), and `--workers` client processes (websockets clients). Both ends
@@ -463,6 +465,42 @@ def _check(result: LoadResult, clients: dict[int, dict], upstream: dict[int, dic
         result.latency_ms[f"added_{direction}"] = {"p50": round(p["p50"] - d["p50"], 3), "p99": round(p["p99"] - d["p99"], 3)}
 
 
+CAPACITY_P99_MS = 2.0  # issue 17: added p99 a session may see for the load to count as held
+
+
+def capacity(steps: list[int], seconds: float, workers: int, upstreams: int) -> None:
+    """Run the load at each session count; print a table and the most sessions held with added p99 (both
+    ways) <= CAPACITY_P99_MS, every frame intact, and the generator on time — also per core the proxy
+    tree used (its CPU share, so the figure does not depend on what else the machine runs)."""
+    print("| sessions | added p99 → server / → app (ms) | added p50 (ms) | generator lag p99 (ms) | proxy tree CPU "
+          "| sessions per proxy core | frames intact | held | load average |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    held = []
+    for n in steps:
+        with tempfile.TemporaryDirectory(prefix="rtreplay-load-") as tmp:
+            r = run_load(n, seconds, Path(tmp), workers=workers, upstreams=upstreams,
+                         key="ek_fake_load_0123456789abcdef")
+        added = r.latency_ms
+        p99 = max(added["added_to_server"]["p99"], added["added_to_client"]["p99"])
+        per_core = n / (r.proxy_cpu_percent / 100) if r.proxy_cpu_percent else float("nan")
+        ok = not r.mismatches and r.proxy_exit_code == 0
+        on_time = r.generator_lag_p99_ms <= CAPACITY_P99_MS
+        if ok and on_time and p99 <= CAPACITY_P99_MS:
+            held.append((n, per_core))
+        print(f"| {n} | {added['added_to_server']['p99']:.2f} / {added['added_to_client']['p99']:.2f} "
+              f"| {added['added_to_server']['p50']:.2f} / {added['added_to_client']['p50']:.2f} "
+              f"| {r.generator_lag_p99_ms:.1f} | {r.proxy_cpu_percent:.0f} % | {per_core:.0f} "
+              f"| {'yes' if ok else 'NO: ' + '; '.join(r.mismatches[:2])} "
+              f"| {'yes' if (n, per_core) in held else 'no' if on_time else 'n/a (generator late)'} "
+              f"| {' '.join(f'{x:.1f}' for x in r.load_average)} |", flush=True)
+    if held:
+        n, per_core = max(held)
+        print(f"\nheld: {n} concurrent audio-rate sessions with added p99 <= {CAPACITY_P99_MS} ms "
+              f"(≈ {per_core:.0f} per core of the proxy tree)")
+    else:
+        print(f"\nno step held added p99 <= {CAPACITY_P99_MS} ms with the generator on time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=200)
@@ -471,7 +509,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--upstreams", type=int, default=2, help="upstream processes (one port, SO_REUSEPORT)")
     parser.add_argument("--out", type=Path, help="archive directory [a temporary one, removed after]")
+    parser.add_argument("--steps", help="comma-separated session counts: find the capacity (see CAPACITY_P99_MS)")
     args = parser.parse_args()
+    if args.steps:
+        return capacity([int(n) for n in args.steps.split(",")], args.seconds, args.workers, args.upstreams)
     with tempfile.TemporaryDirectory(prefix="rtreplay-load-") as tmp:
         out = args.out or Path(tmp)
         print(f"load before: {os.getloadavg()}", file=sys.stderr)

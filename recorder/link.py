@@ -10,10 +10,13 @@ Contract:
     reaches only the proxy) and returns once the child has recovered leftover journals under `out`.
   - `data(...)`/`send(...)` never block and never drop: frames are joined and written together at most
     `FLUSH_DELAY` after the first of them, or once `FLUSH_BYTES` are pending (`close()` sends the rest).
-  - Backpressure: when the socket's write buffer passes `high_water` bytes (the child lags), `on_pause()`
-    is called — the proxy then pauses reading on *all* its connections: the child is one shared resource,
-    and a connection with nothing to read loses nothing by being paused. `on_resume()` follows below
-    `low_water`. The child pauses reading this socket while its own disk queue is over `high_water`, so
+  - The relay never waits for the child short of a hard bound: copies are buffered here (bounded), and
+    every connection's share of what the child has not yet taken is counted. A connection owing more than
+    `session_bound` bytes is paused alone (`on_pause_session(conn)`, `on_resume_session(conn)` once half
+    of it is taken): one flooding session cannot stall the others. Only at the hard bounds is every
+    connection paused (`on_pause()`, then `on_resume()`): `high_water` bytes buffered in this process, or
+    the oldest byte untaken for `MAX_LAG` seconds (what a `kill -9` of this process would lose). The child
+    stops reading this socket while its own queue is over its high-water mark (at most `CHILD_QUEUE`), so
     memory is bounded at every stage.
   - Secrets: frames carry raw bytes (headers with keys included) in memory only; nothing is written to
     disk before the child's `SessionRecorder` has redacted it.
@@ -27,6 +30,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import subprocess
@@ -49,6 +53,8 @@ START_TIMEOUT = 60.0  # seconds for the child to recover leftover journals and s
 FLUSH_DELAY = 0.005
 FLUSH_BYTES = 128 * 1024
 SOCKET_BUFFER = 4 << 20  # asked of the kernel, at most high_water (it may give less): bytes there survive us
+MAX_LAG = 0.25  # seconds the oldest copy may wait here for the child before every connection is paused
+CHILD_QUEUE = 16 << 20  # the child's queue of records bound (its writer's high-water mark), at most high_water
 
 
 class RecorderError(RuntimeError):
@@ -61,15 +67,17 @@ def _noop() -> None:
 
 class RecorderLink(asyncio.Protocol):
     """Sends recording frames to the child. Counters: `queued_bytes`, `peak_queued_bytes` (bytes written
-    but not yet taken by the child), `pauses` (times the proxy was paused), `lost_records` and `errors`
-    (as reported by the child)."""
+    but not yet taken by the child), `pauses` (times every connection was paused), `session_pauses`
+    (times one connection was), `lost_records` and `errors` (as reported by the child)."""
 
     def __init__(self, process: subprocess.Popen[bytes], high_water: int, low_water: int | None = None) -> None:
         self.process = process
         self.high_water = high_water
         self.low_water = high_water // 4 if low_water is None else low_water
+        self.session_bound = max(high_water // 8, FLUSH_BYTES)
         self.peak_queued_bytes = 0
         self.pauses = 0
+        self.session_pauses = 0
         self.lost_records = 0
         self.errors: list[str] = []
         self.paused = False
@@ -77,6 +85,18 @@ class RecorderLink(asyncio.Protocol):
         self.on_pause: Callable[[], None] = _noop
         self.on_resume: Callable[[], None] = _noop
         self.on_failed: Callable[[], None] = _noop
+        self.on_pause_session: Callable[[int], None] = lambda conn: None
+        self.on_resume_session: Callable[[int], None] = lambda conn: None
+        # Per-connection accounting of copies the child has not taken yet (here or in the transport):
+        self._owed: dict[int, int] = {}  # conn -> bytes
+        self._counts: dict[int, int] = {}  # conn -> bytes in `_parts`
+        self._first_at = 0  # monotonic ns of the oldest copy in `_parts`
+        self._batches: collections.deque[tuple[int, int, dict[int, int]]] = collections.deque()  # handed over:
+        self._sent = 0  # (end offset in bytes ever written, monotonic ns of its oldest copy, bytes per conn)
+        self._paused_conns: set[int] = set()
+        self._lagging = False
+        self._full = False
+        self._check_at: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._parts: list[bytes] = []
@@ -90,7 +110,7 @@ class RecorderLink(asyncio.Protocol):
 
     @classmethod
     async def start(cls, out: Path, *, audio: str = "keep", flush_interval: float = 0.5,
-                    high_water: int = 16 << 20, secrets: Iterable[str] = ()) -> RecorderLink:
+                    high_water: int = 64 << 20, secrets: Iterable[str] = ()) -> RecorderLink:
         """Spawn the recorder for archive `out`; `secrets` are header values it must scrub everywhere."""
         if audio not in ("keep", "drop"):
             raise ValueError(f"audio must be 'keep' or 'drop', not {audio!r}")
@@ -101,7 +121,7 @@ class RecorderLink(asyncio.Protocol):
         try:
             process = subprocess.Popen(
                 [*CHILD_COMMAND, "--fd", str(theirs.fileno()), "--out", str(out), "--audio", audio,
-                 "--flush-interval", repr(flush_interval), "--high-water", str(high_water)],
+                 "--flush-interval", repr(flush_interval), "--high-water", str(min(high_water, CHILD_QUEUE))],
                 pass_fds=[theirs.fileno()], start_new_session=True)
         except BaseException:
             ours.close()
@@ -124,8 +144,18 @@ class RecorderLink(asyncio.Protocol):
 
     def data(self, conn: int, direction: int, data: bytes, mono_ns: int, wall_ns: int) -> None:
         """A chunk forwarded for connection `conn`, received at (`mono_ns`, `wall_ns`)."""
-        self._parts += (framing.HEADER.pack(conn, framing.DATA, direction, mono_ns, wall_ns, len(data)), data)
-        self._pending += len(data)
+        size = len(data)
+        self._parts += (framing.HEADER.pack(conn, framing.DATA, direction, mono_ns, wall_ns, size), data)
+        if not self._pending:
+            self._first_at = mono_ns
+        self._pending += size
+        counts = self._counts
+        counts[conn] = counts.get(conn, 0) + size
+        owed = self._owed[conn] = self._owed.get(conn, 0) + size
+        if owed > self.session_bound and conn not in self._paused_conns:
+            self._paused_conns.add(conn)
+            self.session_pauses += 1
+            self.on_pause_session(conn)
         if self._pending >= FLUSH_BYTES:
             self._flush()
         elif self._flush_at is None:
@@ -148,13 +178,59 @@ class RecorderLink(asyncio.Protocol):
         if not self._parts:
             return
         data, self._parts, self._pending = b"".join(self._parts), [], 0
+        counts, self._counts = self._counts, {}
         transport = self._transport
         if transport is None or transport.is_closing():
             return  # the child is gone: `failed` is set and the proxy is closing every connection
         transport.write(data)
-        size = transport.get_write_buffer_size()
-        if size > self.peak_queued_bytes:
-            self.peak_queued_bytes = size
+        self._sent += len(data)
+        self._batches.append((self._sent, self._first_at or time.monotonic_ns(), counts))
+        self._first_at = 0
+        self._account()
+
+    def _account(self) -> None:
+        """Credit what the child took (left the transport) to its connections; apply the bounds."""
+        transport = self._transport
+        if transport is None:
+            return
+        buffered = transport.get_write_buffer_size()
+        if buffered > self.peak_queued_bytes:
+            self.peak_queued_bytes = buffered
+        taken, batches, owed = self._sent - buffered, self._batches, self._owed
+        while batches and batches[0][0] <= taken:
+            for conn, size in batches.popleft()[2].items():
+                left = owed[conn] - size
+                if left:
+                    owed[conn] = left
+                else:
+                    del owed[conn]
+                if conn in self._paused_conns and left <= self.session_bound // 2:
+                    self._paused_conns.discard(conn)
+                    self.on_resume_session(conn)
+        lag = (time.monotonic_ns() - batches[0][1]) / 1e9 if batches else 0.0
+        if lag > MAX_LAG or (self._lagging and lag > MAX_LAG / 2):
+            self._set_paused(lagging=True)
+        elif self._lagging:
+            self._set_paused(lagging=False)
+        if batches and self._check_at is None:  # look again even if no new copy comes
+            self._check_at = self._loop.call_later(FLUSH_DELAY, self._check)
+
+    def _check(self) -> None:
+        self._check_at = None
+        self._account()
+
+    def _set_paused(self, full: bool | None = None, lagging: bool | None = None) -> None:
+        """Every connection is paused while this process holds `high_water` bytes (`full`) or the child
+        lags by more than `MAX_LAG` (`lagging`)."""
+        before = self.paused
+        self._full = self._full if full is None else full
+        self._lagging = self._lagging if lagging is None else lagging
+        self.paused = self._full or self._lagging
+        if self.paused and not before:
+            self.pauses += 1
+            self.on_pause()
+        elif before and not self.paused:
+            self.on_resume()
 
     @property
     def queued_bytes(self) -> int:
@@ -176,13 +252,11 @@ class RecorderLink(asyncio.Protocol):
                 self.errors.append(problem.get("error", ""))
 
     def pause_writing(self) -> None:
-        self.paused = True
-        self.pauses += 1
-        self.on_pause()
+        self._set_paused(full=True)
 
     def resume_writing(self) -> None:
-        self.paused = False
-        self.on_resume()
+        self._set_paused(full=False)
+        self._account()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

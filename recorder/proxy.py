@@ -8,8 +8,9 @@ all the parsing, redaction and writing. The handshake answer, extensions, pings,
 rejections therefore reach the app as the upstream sent them, and the forwarding loop does no recording
 work beyond copying a chunk into a socket.
 
-Backpressure: a side whose write buffer is full pauses reading on its peer; while the recorder lags
-(its socket's write buffer over the high-water mark) every side of every session is paused. If the
+Backpressure: a side whose write buffer is full pauses reading on its peer; a session that owes the
+recorder too many copies is paused alone, and every session only at the link's hard bounds
+(`rtreplay.recorder.link`: bytes buffered, or how long the oldest copy waits). If the
 recorder process dies, every session is closed and new ones are refused (503): nothing passes unrecorded.
 """
 from __future__ import annotations
@@ -309,11 +310,19 @@ class Proxy:
         self._server: asyncio.Server | None = None
         link.on_pause = lambda: self._each_session(_Session.pause, "recorder")
         link.on_resume = lambda: self._each_session(_Session.resume, "recorder")
+        link.on_pause_session = lambda conn: self._one_session(conn, _Session.pause, "recorder-session")
+        link.on_resume_session = lambda conn: self._one_session(conn, _Session.resume, "recorder-session")
         link.on_failed = lambda: self._each_session(_Session.shutdown)
 
     def _each_session(self, method: Any, *args: Any) -> None:
         for session in list(self.sessions):
             method(session, *args)
+
+    def _one_session(self, conn: int, method: Any, *args: Any) -> None:
+        for session in self.sessions:  # rare (a session flooding the recorder): no index kept for it
+            if session.conn == conn:
+                method(session, *args)
+                return
 
     def rewrite(self, request: tap.Head) -> tap.Head:
         return tap.rewrite_request(request, self.upstream.host_header, self.upstream.path_prefix, self.authorization)
@@ -375,7 +384,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
 @contextlib.asynccontextmanager
 async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audio: str = "keep",
                   flush_interval: float = 0.5, auth_env: str | None = None, authorization: str | None = None,
-                  ssl_context: ssl.SSLContext | None = None, high_water: int = 16 << 20,
+                  ssl_context: ssl.SSLContext | None = None, high_water: int = 64 << 20,
                   upstream_timeout: float | None = None) -> AsyncIterator[RunningProxy]:
     """Run a recording proxy until the block exits; every session is then finalized to Parquet.
 

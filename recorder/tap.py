@@ -241,6 +241,14 @@ class StreamTap:
                 length = int.from_bytes(data[at + 2:at + 4], "big")
             elif length == 127:
                 length = int.from_bytes(data[at + 2:at + 10], "big")
+            if (b0 == 0x81 or b0 == 0x82) and not self._in_message and end - at - size >= length \
+                    and length <= self.max_message:
+                # The usual frame: a whole uncompressed message, all here. No state to keep.
+                start_at, at = at + size, at + size + length
+                payload = view[start_at:at]
+                yield Message(b0 == 0x81, apply_mask(payload, data[start_at - 4:start_at]) if b1 & 0x80
+                              else bytes(payload))
+                continue
             self._mask = data[at + size - 4:at + size] if b1 & 0x80 else None
             self._mask_at = 0
             self._start(b0, length, start + at)

@@ -278,8 +278,9 @@ async def test_any_failure_of_the_writer_thread_stops_the_proxy_with_a_non_zero_
                 await ws.send('{"type":"x.writer-boom"}')
                 closed = False
                 try:
-                    for _ in range(200):
+                    for _ in range(2000):  # 20 s at most: the writer wakes every 25 ms
                         await asyncio.wait_for(ws.recv(), 10)
+                        await asyncio.sleep(0.01)
                         await ws.send('{"type":"x.after"}')
                 except Exception:
                     closed = True

@@ -118,7 +118,7 @@ async def test_slow_writer_applies_backpressure_and_drops_nothing(tmp_path, monk
             async with connect(proxy.url, max_size=None) as ws:
                 got = [await ws.recv() for _ in range(n)]
             writer = proxy.writer
-            assert writer.pauses > 0
+            assert writer.pauses + writer.session_pauses > 0  # the one session floods: paused alone, or all
             # Soft cap: one socket read (at most 256 KiB here) may land after the pause.
             assert writer.peak_queued_bytes < high_water + 512 * 1024 < n * len(AUDIO) / 4
 
