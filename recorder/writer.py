@@ -46,6 +46,10 @@ _WAKE_BYTES = 1 << 20  # wake the writer early once this much is queued
 _RECORD_OVERHEAD = 128  # bytes counted per record on top of payload and audio
 
 
+class _Reported(int):
+    """A queue item: the loop thread queued a `proxy.error` for this many lost records of the session."""
+
+
 def records_to_batch(rows: list[Record]) -> pa.RecordBatch:
     columns = list(zip(*rows))
     arrays = [pa.array(col, type=field.type) for col, field in zip(columns, EVENT_SCHEMA)]
@@ -137,8 +141,11 @@ class SessionHandle:
         self._writer._put(self, self.recorder.unparsed(direction, error, opcode, data, size, mono_ns, wall_ns))
 
     def report_loss(self, lost: int, error: str) -> None:
+        """Record a loss the writer thread counted; if the session has closed meanwhile, the writer records
+        it itself when it finalizes the session (it keeps the count until told it is recorded)."""
         if not self.closed:
             self.lifecycle(PROXY_ERROR, {"error": f"journal write failed: {error}", "lost_records": lost})
+            self._writer._queue.append((self, _Reported(lost), 0))
 
 
 class ArchiveWriter:
@@ -171,6 +178,7 @@ class ArchiveWriter:
         self.failed: str | None = None
         self._queue: collections.deque[tuple[SessionHandle, Record | None, int]] = collections.deque()
         self._paused: set[SessionHandle] = set()
+        self._reporting: set[str] = set()  # writer thread: sessions whose loss the loop was asked to record
         self._wake = threading.Event()
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -290,6 +298,13 @@ class ArchiveWriter:
         for handle, record, _ in items:
             sid = handle.session_id
             handles[sid] = handle
+            if type(record) is _Reported:  # its proxy.error is in `pending`: write it, then forget the count
+                if self._append(sid, pending.pop(sid, []), journals, lost, handle):
+                    count, error = lost.pop(sid, (0, ""))
+                    if count > record:
+                        lost[sid] = (count - record, error)
+                self._reporting.discard(sid)
+                continue
             if record is not None:
                 pending.setdefault(sid, []).append(record)
                 continue
@@ -299,9 +314,10 @@ class ArchiveWriter:
             self._append(sid, rows, journals, lost, handles[sid])
 
     def _append(self, sid: str, rows: list[Record], journals: dict[str, JournalFile],
-                lost: dict[str, tuple[int, str]], handle: SessionHandle) -> None:
+                lost: dict[str, tuple[int, str]], handle: SessionHandle) -> bool:
+        """Write `rows`; False (and counted as lost) if that failed."""
         if not rows:
-            return
+            return True
         try:
             journal = journals.get(sid)
             if journal is None:
@@ -313,14 +329,17 @@ class ArchiveWriter:
             self.lost_records += len(rows)
             log.error("session %s: %d records lost: %s", sid, len(rows), exc)
             self._tell(len(rows), f"session {sid}: journal write failed: {exc}")
-            return
-        if sid in lost and not handle.closed:
-            count, error = lost.pop(sid)
-            self._call_in_loop(handle.report_loss, count, error)
+            return False
+        if sid in lost and not handle.closed and sid not in self._reporting:
+            # Told once; `lost` keeps the count until the loop's record of it is written (`_Reported`).
+            self._reporting.add(sid)
+            self._call_in_loop(handle.report_loss, *lost[sid])
+        return True
 
     def _finalize(self, sid: str, journals: dict[str, JournalFile], lost: dict[str, tuple[int, str]],
                   handle: SessionHandle | None) -> None:
         """Close a session's journal and turn it into Parquet (the loop no longer uses its recorder)."""
+        self._reporting.discard(sid)
         if sid in lost and handle is not None:
             count, error = lost.pop(sid)
             now = (time.monotonic_ns(), time.time_ns())
