@@ -1,7 +1,8 @@
 """The scripted app `rtreplay demo` runs through the proxy: a small support agent, as a real app would be.
 
 Each conversation: a text turn, a turn where the model calls a tool and gets its output, a spoken turn
-(PCM16 streamed in 20 ms chunks; the server's turn detection answers it), then one out-of-band
+(PCM16 streamed in 20 ms chunks; the server's turn detection answers it, while the app already sends its first
+out-of-band request — the race of docs/realtime-protocol.md §11.2), then one out-of-band
 `response.create` per `tool_choice` form — the pattern of the two reports in shared/seeds/: "summarize the
 conversation so far" through a forced `return_response` tool, with `conversation: "none"` and metadata.
 It speaks only the wire protocol (websockets + JSON), so it works against the simulator or the real API.
@@ -58,6 +59,8 @@ OOB_FORMS: dict[str, Any] = {
     "invalid": {"type": "function", "function": {"name": "return_response"}},  # the Chat Completions shape
 }
 
+RACING_FORM = "required"  # the out-of-band request sent while server VAD answers the spoken turn
+
 USERS = [
     ("alice@example.com", "My order 1042 never arrived."),
     ("bob@example.com", "I was charged twice for my subscription."),
@@ -73,6 +76,7 @@ class DemoCounts:
     requests: Counter = field(default_factory=Counter)  # (scope, form) -> response.create sent
     outcomes: Counter = field(default_factory=Counter)  # (scope, form, outcome as the app saw it)
     sessions: int = 0
+    raced: int = 0  # spoken turns whose VAD response.created reached the app before its own request's
 
 
 def tone(seconds: float, amplitude: int, rate: int = 24000) -> bytes:
@@ -102,17 +106,21 @@ class Session:
                     return event
 
     async def respond(self, response: dict | None, event_id: str) -> dict:
-        """Send response.create and wait for its response.done, or the error that rejects it."""
+        """Send response.create and wait for its response.done, or the error that rejects it. A request with
+        metadata knows its response.created by the echo: server VAD may create the turn's response first
+        (docs/realtime-protocol.md §11.2)."""
         create: dict = {"type": "response.create", "event_id": event_id}
         if response is not None:
             create["response"] = response
         await self.send(create)
         created: dict[str, str] = {}
+        metadata = (response or {}).get("metadata")
 
         def concludes(e: dict) -> bool:
             if e["type"] == "error" and (e.get("error") or {}).get("event_id") == event_id:
                 return True
-            if e["type"] == "response.created" and not created:
+            if e["type"] == "response.created" and not created and (
+                    metadata is None or e["response"].get("metadata") == metadata):
                 created["id"] = e["response"]["id"]
             return e["type"] == "response.done" and e["response"]["id"] == created.get("id")
 
@@ -178,15 +186,9 @@ async def run_conversation(url: str, index: int, counts: DemoCounts, *, model: s
                 counts.requests[("default", "absent")] += 1
                 counts.outcomes[("default", "absent", _outcome(done))] += 1
 
-        # A spoken turn: speech then silence, streamed at 20 ms a chunk; server VAD commits and answers.
-        audio = tone(0.8, 8000) + tone(0.7, 0)
-        chunk = 960  # 20 ms of PCM16 at 24 kHz
-        for at in range(0, len(audio), chunk):
-            await s.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio[at : at + chunk]).decode()})
-        await s.until(lambda e: e["type"] == "response.done", timeout=15)
-
         # Out-of-band requests, one per tool_choice form (seeds/004): summarise through return_response.
-        for form, choice in OOB_FORMS.items():
+        async def out_of_band(form: str) -> None:
+            choice = OOB_FORMS[form]
             response: dict[str, Any] = {
                 "conversation": "none",
                 "instructions": "Summarize the conversation so far",
@@ -199,6 +201,27 @@ async def run_conversation(url: str, index: int, counts: DemoCounts, *, model: s
             done = await s.respond(response, f"demo_{index}_oob_{form}")
             counts.requests[("out-of-band", form)] += 1
             counts.outcomes[("out-of-band", form, _outcome(done))] += 1
+
+        # A spoken turn: speech then silence, streamed at 20 ms a chunk; server VAD commits and answers. The
+        # app asks its first out-of-band question at once, as voice apps do: the turn's VAD response is
+        # created first, and the request is answered by the next response.created (the race of §11.2).
+        audio = tone(0.8, 8000) + tone(0.7, 0)
+        chunk = 960  # 20 ms of PCM16 at 24 kHz
+        for at in range(0, len(audio), chunk):
+            await s.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio[at : at + chunk]).decode()})
+        before = len(s.seen)
+        await out_of_band(RACING_FORM)
+        created = [e["response"].get("metadata") for e in s.seen[before:] if e["type"] == "response.created"]
+        counts.raced += created[:1] == [None]  # the first response.created was VAD's, not the request's
+
+        def vad_done(e: dict) -> bool:
+            return e["type"] == "response.done" and e["response"].get("metadata") is None
+
+        if not any(vad_done(e) for e in s.seen):
+            await s.until(vad_done, timeout=15)
+        for form in OOB_FORMS:
+            if form != RACING_FORM:
+                await out_of_band(form)
 
 
 async def run_demo_app(url: str, conversations: int = 4, concurrency: int = 2) -> DemoCounts:

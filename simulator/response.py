@@ -1,11 +1,14 @@
-"""One response, streamed step by step in the GA event order (docs/realtime-protocol.md §9.3).
+"""One response, streamed step by step in the GA event order real traffic shows (docs/realtime-protocol.md
+§9.3, §11.3).
 
 `Response.steps()` is a generator; each `next()` returns the events of one step: `response.created`; then
 per output item `response.output_item.added`, `conversation.item.added` (default conversation only),
 `response.content_part.added`; one delta group per word (text, or transcript + PCM audio interleaved) or
-per argument chunk; the `.done` events; `response.output_item.done`, `conversation.item.done`; finally
-`response.done` and `rate_limits.updated`. Choices for the orders §10.2 leaves open: `output_item.done`
-before `conversation.item.done`, and `rate_limits.updated` after `response.done`.
+per argument chunk; the `.done` events; `conversation.item.done` then `response.output_item.done` (§11.3: 51
+of 51 in real traffic); finally `response.done` and `rate_limits.updated` (§9.2). An out-of-band output gets
+`conversation.item.done` with `previous_item_id: null` and no `.added` (§11.1). For the gpt-realtime-2 family
+(§11.4) assistant messages carry `phase`, and a function call comes after a `commentary` preamble message in
+the same response (§11.3: a message and a function_call in one response).
 
 Content parts have two spellings (§3.6): `text`/`audio` in `response.content_part.*`, `output_text`/
 `output_audio` in items. `stop(status, reason)` ends a response early (cancel, turn detection, token limit):
@@ -55,7 +58,8 @@ def input_usage(instructions: str, context: list[dict]) -> tuple[int, int]:
 class Response:
     def __init__(self, *, new_id: Callable[[str], str], response_id: str, conversation: Conversation | None,
                  plan: Call | Reply, modality: str, audio_output: dict, max_output_tokens: int | str,
-                 metadata: dict | None, input_tokens: tuple[int, int], fault: dict | None = None) -> None:
+                 metadata: dict | None, input_tokens: tuple[int, int], fault: dict | None = None,
+                 phases: bool = False) -> None:
         self.id = response_id
         self.conversation = conversation
         self._new_id = new_id
@@ -66,6 +70,7 @@ class Response:
         self._input_tokens = input_tokens
         self.input_tokens = input_tokens  # (text, audio) the model reads: the context size
         self._fault = fault
+        self._phases = phases  # gpt-realtime-2 family: `phase` on assistant messages, preamble before a call
         self.status, self.status_details = "in_progress", None
         self.finished = False  # True once the last step (response.done or Close) has been handed out
         self._output: list[dict] = []
@@ -102,10 +107,15 @@ class Response:
             self.finished = True
             yield self._failed()
             return
-        if isinstance(self._plan, Call):
-            yield from self._stream_call(self._plan)
+        if self.status != "in_progress":
+            pass  # stopped right after response.created (e.g. turn_detected): no item at all, output [] (§11.3)
+        elif isinstance(self._plan, Call):
+            if self._phases:  # a spoken preamble, then the call, in one response (§11.3, §11.4)
+                yield from self._stream_message(f"Let me call {self._plan.name}.", phase="commentary")
+            if self.status == "in_progress":
+                yield from self._stream_call(self._plan)
         else:
-            yield from self._stream_message(self._plan.text)
+            yield from self._stream_message(self._plan.text, phase="final_answer" if self._phases else None)
         if self.status == "in_progress":
             self.status = "completed"
         self.finished = True
@@ -135,11 +145,16 @@ class Response:
     def _close_item(self, item: dict) -> list[Event]:
         item["status"] = "completed" if self.status == "in_progress" else "incomplete"
         index = self._output.index(item)
-        events = [self._event("response.output_item.done", response_id=self.id, output_index=index,
-                              item=public(item))]
-        if self.conversation is not None and item["id"] in self.conversation:
+        # conversation.item.done first (§11.3), also for an out-of-band output, with previous_item_id null
+        # (§11.1); an item deleted from the conversation meanwhile gets none.
+        events = []
+        if self.conversation is None:
+            events.append(self._event("conversation.item.done", previous_item_id=None, item=public(item)))
+        elif item["id"] in self.conversation:
             previous = self.conversation.previous_id(item["id"])
             events.append(self._event("conversation.item.done", previous_item_id=previous, item=public(item)))
+        events.append(self._event("response.output_item.done", response_id=self.id, output_index=index,
+                                  item=public(item)))
         return events
 
     def _room_for(self, tokens: int) -> bool:
@@ -170,13 +185,15 @@ class Response:
                                   arguments=item["arguments"]))
         yield events + self._close_item(item)
 
-    def _stream_message(self, text: str) -> Iterator[list[Event]]:
+    def _stream_message(self, text: str, phase: str | None = None) -> Iterator[list[Event]]:
         spoken = self._modality == "audio"
         part = {"type": "output_audio", "transcript": "", "_audio": bytearray(),
                 "_per_ms": audio.bytes_per_ms(self._audio_output["format"])} if spoken \
             else {"type": "output_text", "text": ""}
         item = {"id": self._new_id("item"), "type": "message", "role": "assistant", "status": "in_progress",
                 "content": []}
+        if phase is not None:
+            item["phase"] = phase
         ids = {"response_id": self.id, "item_id": item["id"], "output_index": len(self._output), "content_index": 0}
         events: list[Event] = self._open_item(item)
         item["content"].append(part)

@@ -179,11 +179,15 @@ class Session:
         out: list[Output] = [self._event("input_audio_buffer.speech_stopped", audio_end_ms=end_ms, item_id=item_id)]
         start = max(0, self._speech_start * PCM_BYTES_PER_MS - self._buffer_start)
         end = max(start, end_ms * PCM_BYTES_PER_MS - self._buffer_start)
-        out += self._commit(bytes(self._buffer[start:end]), item_id, keep=bytes(self._buffer[end:]))
+        committed = self._commit(bytes(self._buffer[start:end]), item_id, keep=bytes(self._buffer[end:]))
+        transcription = [e for e in committed if "input_audio_transcription" in e["type"]]
+        out += [e for e in committed if e not in transcription]
         detection = self.config["audio"]["input"]["turn_detection"]
         if self.config["type"] == "realtime" and detection.get("create_response", True) and not self._default_response():
+            # The turn's response is created at the commit, before any client request still in flight is read
+            # (§11.2); its transcription arrives mid-response, after that response.created (§11.3).
             out += self._start_response({}, fault=None, now=now)
-        return out
+        return out + transcription
 
     def _commit_event(self, event: dict, event_id: str | None, now: float) -> list[Output]:
         ms = len(self._buffer) / bytes_per_ms(self.config["audio"]["input"]["format"])
@@ -347,7 +351,8 @@ class Session:
             audio_output={"format": params.check_format(output["format"], "response.audio.output.format"),
                           "voice": output["voice"]},
             max_output_tokens=request.get("max_output_tokens", cfg["max_output_tokens"]),
-            metadata=request.get("metadata"), input_tokens=input_usage(instructions, visible), fault=fault)
+            metadata=request.get("metadata"), input_tokens=input_usage(instructions, visible), fault=fault,
+            phases=str(cfg["model"]).startswith("gpt-realtime-2"))  # §11.4: `phase`, several messages
         self._active[response.id] = response
         if self._profile.latency:
             self._first_output[response.id] = self._profile.first_output_s(sum(response.input_tokens))

@@ -7,6 +7,9 @@ off otherwise — it is slow, and `openai` is only a test dependency, so it is i
   `RealtimeClientEvent` — so the simulator is never more lenient than the GA schema. One exception, as the
   protocol doc says (§3.5): `item_reference` entries of `response.input` are checked against
   `ResponseItemReference` instead, because the GA item union omits them although the server accepts them.
+- Fields real GA traffic carries that the SDK types (3.57) do not model (protocol §11.4) are a named allowance,
+  `REAL_TRAFFIC_FIELDS`: taken out of a server event before it is checked, so the check stays as strict as
+  the SDK for everything else (the simulator sends `phase` like the real server does).
 Violations are appended to `VIOLATIONS` and, when RTREPLAY_SIM_VIOLATIONS names a file, written to it as
 one JSON line each (so simulators in subprocesses report too).
 """
@@ -33,8 +36,38 @@ def _models(union_name: str) -> dict[str, Any]:
     return {typing.get_args(model.model_fields["type"].annotation)[0]: model for model in typing.get_args(union)}
 
 
+# protocol §11.4: where real traffic has them -> the field names
+REAL_TRAFFIC_FIELDS: dict[str, tuple[str, ...]] = {
+    "event": ("obfuscation",),  # delta events
+    "item": ("phase",),  # assistant messages of the gpt-realtime-2 family: commentary | final_answer
+    "usage.output_token_details": ("reasoning_tokens",),
+}
+
+
+def _without_real_traffic_fields(event: dict[str, Any]) -> dict[str, Any]:
+    def item(value: Any) -> Any:
+        return {k: v for k, v in value.items() if k not in REAL_TRAFFIC_FIELDS["item"]} \
+            if isinstance(value, dict) else value
+
+    out = {k: v for k, v in event.items() if k not in REAL_TRAFFIC_FIELDS["event"]}
+    if "item" in out:
+        out["item"] = item(out["item"])
+    response = out.get("response")
+    if isinstance(response, dict):
+        response = dict(response)
+        if isinstance(response.get("output"), list):
+            response["output"] = [item(o) for o in response["output"]]
+        usage = response.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("output_token_details"), dict):
+            details = {k: v for k, v in usage["output_token_details"].items()
+                       if k not in REAL_TRAFFIC_FIELDS["usage.output_token_details"]}
+            response["usage"] = {**usage, "output_token_details": details}
+        out["response"] = response
+    return out
+
+
 def check_server_event(event: dict[str, Any]) -> None:
-    _check("server", "RealtimeServerEvent", event)
+    _check("server", "RealtimeServerEvent", _without_real_traffic_fields(event))
 
 
 def check_client_event(event: dict[str, Any]) -> None:

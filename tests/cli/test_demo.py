@@ -7,7 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from rtreplay.cli import cli
-from rtreplay.simulator.demo_app import OOB_FORMS
+from rtreplay import queries
+from rtreplay.simulator.demo_app import OOB_FORMS, RACING_FORM, run_demo_app
 
 
 def test_demo_reports_and_replays_the_seed_failure(tmp_path: Path) -> None:
@@ -28,9 +29,35 @@ def test_demo_reports_and_replays_the_seed_failure(tmp_path: Path) -> None:
     assert oob["function"]["failed"] == 10 and oob["function"]["requests"] == 10
     assert oob["invalid"]["rejected"] == 10
     assert all(oob[f]["failed"] == 0 for f in OOB_FORMS if f != "function")
+    # The out-of-band request sent while server VAD answered the spoken turn (§11.2) is paired by its
+    # metadata echo, and completed, in every session; each VAD answer is nobody's request.
+    con = queries.connect(out / "logs")
+    try:
+        raced = con.sql(f"SELECT outcome, pairing, count(*) FROM outcomes WHERE scope = 'out-of-band' "
+                        f"AND form_sent = '{RACING_FORM}' GROUP BY ALL").fetchall()
+        vad = con.sql("SELECT count(*) FROM responses WHERE initiated_by = 'server'").fetchall()
+    finally:
+        con.close()
+    assert raced == [("completed", "metadata", 10)] and vad == [(10,)]
     # Re-running into the same directory replaces the previous demo.
     again = CliRunner().invoke(cli, ["demo", "--out", str(out), "--conversations", "1", "--repeat", "1"])
     assert again.exit_code == 0, again.output
+
+
+def test_the_demo_app_races_server_vad() -> None:
+    """On the wire: the VAD response.created of each spoken turn reaches the app before the response.created of
+    the out-of-band request it sent right after its audio (docs/realtime-protocol.md §11.2)."""
+    import asyncio
+
+    from rtreplay.simulator.server import serve
+
+    async def go():
+        async with serve(faults="seed-oob-forced-function") as sim:
+            return await run_demo_app(sim.url, conversations=2, concurrency=1)
+
+    counts = asyncio.run(go())
+    assert counts.raced == counts.sessions == 2
+    assert counts.outcomes[("out-of-band", RACING_FORM, "completed")] == 2
 
 
 def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:

@@ -196,8 +196,8 @@ def test_cancel_ends_the_default_response_and_cancel_without_one_is_harmless():
         assert response["status"] == "cancelled"
         assert response["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
         assert response["output"][0]["status"] == "incomplete"
-        assert [e["type"] for e in events[-4:]] == ["response.content_part.done", "response.output_item.done",
-                                                   "conversation.item.done", "response.done"]
+        assert [e["type"] for e in events[-4:]] == ["response.content_part.done", "conversation.item.done",
+                                                   "response.output_item.done", "response.done"]  # §11.3
         await client.send("response.cancel", event_id="evt_c")
         [error] = (await client.until("error"))[-1:]
         assert error["error"]["code"] == "response_cancel_not_active" and error["error"]["event_id"] == "evt_c"
@@ -231,8 +231,8 @@ def test_text_response_follows_the_ga_event_order_and_echoes_metadata():
         assert kinds[:4] == ["response.created", "response.output_item.added", "conversation.item.added",
                              "response.content_part.added"]
         assert set(kinds[4:-6]) == {"response.output_text.delta"}
-        assert kinds[-6:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
-                              "conversation.item.done", "response.done", "rate_limits.updated"]
+        assert kinds[-6:] == ["response.output_text.done", "response.content_part.done", "conversation.item.done",
+                              "response.output_item.done", "response.done", "rate_limits.updated"]  # §11.3
         assert events[0]["response"]["metadata"] == done(events)["metadata"] == {"purpose": "order-check"}
         part_added = events[3]["part"]
         assert part_added == {"type": "text", "text": ""}
@@ -276,3 +276,50 @@ def test_g711_output_is_8_khz_one_byte_per_sample():
         part = (await client.until("conversation.item.retrieved"))[-1]["item"]["content"][0]
         assert len(base64.b64decode(part["audio"])) == 800
     run(scenario)
+
+
+def test_out_of_band_outputs_get_item_done_without_added_and_a_conversation_id_when_empty():
+    """§11.1: an out-of-band output gets conversation.item.done (previous_item_id null), never .added; a
+    default-conversation response carries the conversation's id even while the conversation is empty."""
+    async def scenario(client):
+        events = await respond(client)  # nothing said yet: an empty conversation
+        assert events[0]["response"]["conversation_id"].startswith("conv_")
+        events = await respond(client, conversation="none", metadata={"k": "1"})
+        assert events[0]["response"]["conversation_id"] is None
+        kinds = [e["type"] for e in events]
+        assert "conversation.item.added" not in kinds
+        (item_done,) = [e for e in events if e["type"] == "conversation.item.done"]
+        assert item_done["previous_item_id"] is None and item_done["item"]["id"] == done(events)["output"][0]["id"]
+        assert kinds.index("conversation.item.done") < kinds.index("response.output_item.done")  # §11.3
+    run(scenario)
+
+
+def test_a_response_cancelled_right_after_created_ends_with_no_output():
+    """§11.3: cancelled before its first item, a response sends no item events and ends with output: []."""
+    async def scenario(client):
+        await say(client, "tell me a long story please")
+        await client.send("response.create")
+        await client.send("response.cancel")
+        events = await client.until("response.done")
+        assert [e["type"] for e in events] == ["response.created", "response.done"]
+        assert (done(events)["status"], done(events)["output"]) == ("cancelled", [])
+    run(scenario, interval=0.5)
+
+
+def test_gpt_realtime_2_speaks_a_commentary_preamble_before_its_function_call():
+    """§11.3/§11.4: a message (phase commentary) and a function_call in one response; replies carry
+    phase final_answer."""
+    async def main():
+        async with simulator.serve() as sim, connect(sim, query="model=gpt-realtime-2.1") as client:
+            await client.send("session.update", session={"type": "realtime", "output_modalities": ["text"],
+                                                         "tools": [WEATHER]})
+            await client.until("session.updated")
+            await say(client, "what is the weather in Paris")
+            events = await respond(client, tool_choice="required")
+            output = done(events)["output"]
+            assert [(o["type"], o.get("phase")) for o in output] == [("message", "commentary"), ("function_call", None)]
+            conversation_done = [e["item"]["id"] for e in events if e["type"] == "conversation.item.done"]
+            assert conversation_done == [o["id"] for o in output]
+            events = await respond(client, tool_choice="none")
+            assert [(o["type"], o.get("phase")) for o in done(events)["output"]] == [("message", "final_answer")]
+    asyncio.run(asyncio.wait_for(main(), 20))

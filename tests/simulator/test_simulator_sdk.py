@@ -62,3 +62,24 @@ def test_openai_sdk_text_tools_out_of_band_and_audio_turn():
                 assert "response.output_audio.delta" in kinds
                 assert events[-1].response.output[0].content[0].type == "output_audio"
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_real_traffic_fields_the_sdk_lacks_are_a_named_allowance_not_a_hole(monkeypatch):
+    """§11.4: phase, obfuscation and reasoning_tokens pass; anything else wrong still fails."""
+    from rtreplay.simulator import validate
+
+    monkeypatch.delenv("RTREPLAY_SIM_VIOLATIONS")  # this test's deliberate violation stays in memory
+
+    before = len(validate.VIOLATIONS)
+    item = {"id": "item_1", "object": "realtime.item", "type": "message", "role": "assistant",
+            "status": "completed", "phase": "commentary", "content": [{"type": "output_text", "text": "x"}]}
+    validate.check_server_event({"type": "conversation.item.done", "event_id": "e1", "previous_item_id": None,
+                                 "item": item})
+    validate.check_server_event({"type": "response.output_text.delta", "event_id": "e2", "response_id": "r",
+                                 "item_id": "item_1", "output_index": 0, "content_index": 0, "delta": "x",
+                                 "obfuscation": "q9Zk"})
+    assert len(validate.VIOLATIONS) == before
+    validate.check_server_event({"type": "conversation.item.done", "event_id": "e3", "previous_item_id": None,
+                                 "item": {**item, "role": 7}})
+    assert len(validate.VIOLATIONS) == before + 1
+    del validate.VIOLATIONS[before:]

@@ -38,7 +38,10 @@ def test_a_spoken_turn_is_detected_committed_transcribed_and_answered():
         kinds = [e["type"] for e in events]
         assert kinds[:6] == ["input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
                              "input_audio_buffer.committed", "conversation.item.added", "conversation.item.done",
-                             "conversation.item.input_audio_transcription.delta"]
+                             "response.created"]
+        # the transcription arrives mid-response, after the turn's response.created (§11.3)
+        assert kinds[6:8] == ["conversation.item.input_audio_transcription.delta",
+                              "conversation.item.input_audio_transcription.completed"]
         started, stopped, committed = events[:3]
         assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (100, 1400)
         assert started["item_id"] == stopped["item_id"] == committed["item_id"]
