@@ -60,4 +60,4 @@ def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     # pytest reports both cases, and diff names the events where the replay differs from the recording.
     assert "FAIL         recorded: failure_rate<=5%" in done.stdout and "2 cases: 1 passed, 1 failed" in done.stdout
     assert "1 failed, 1 passed" in done.stdout and (tmp_path / "gate.xml").exists()
-    assert "response.done (A 171 / B " in done.stdout and "response.status: failed → completed" in done.stdout
+    assert "response.done (A 208 / B " in done.stdout and "response.status: failed → completed" in done.stdout
