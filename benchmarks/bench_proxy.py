@@ -190,24 +190,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long", action="store_true", help="5x the rounds")
     parser.add_argument("--profile", help="write a cProfile of the proxy process here")
-    parser.add_argument("--uvloop", action="store_true", help="run the relay and the proxy on uvloop")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-relay", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
         return asyncio.run(serve_echo(args.serve_echo))
-    run = asyncio.run
-    if os.environ.get("RTREPLAY_BENCH_UVLOOP"):
-        import uvloop
-        run = uvloop.run
     if args.serve_relay:
-        return run(serve_relay(*args.serve_relay))
+        return asyncio.run(serve_relay(*args.serve_relay))
     if args.serve_proxy:
         port, upstream, out, profile = args.serve_proxy
-        return run(serve_proxy(int(port), int(upstream), out, profile if profile != "-" else None))
-    if args.uvloop:
-        os.environ["RTREPLAY_BENCH_UVLOOP"] = "1"
+        return asyncio.run(serve_proxy(int(port), int(upstream), out, profile if profile != "-" else None))
 
     rounds = 25 if args.long else 5
     echo_port, relay_port, proxy_port = free_port(), free_port(), free_port()

@@ -12,6 +12,7 @@ written), the event loop thread's share, the MB/s of messages per CPU second, th
 
     python benchmarks/bench_recorder_child.py               # 2000 messages per kind
     python benchmarks/bench_recorder_child.py -n 500 --profile child.prof   # cProfile the loop thread
+    python benchmarks/bench_recorder_child.py --parsers     # the tap's parser alone vs websockets' Protocol
 """
 from __future__ import annotations
 
@@ -104,12 +105,53 @@ async def run_kind(reads: list[bytes], out: Path, profiler) -> tuple[float, floa
     return recorded - start, loop_cpu, time.process_time() - recorded
 
 
+def parser_cost(n: int, repeat: int) -> None:
+    """µs of CPU per message to parse `n` messages of each kind from 128 KiB chunks: `tap.StreamTap` vs
+    websockets' sans-I/O `Protocol` as the tap used it before (unmask, reassemble; the cheapest run)."""
+    from websockets.protocol import CLIENT, OPEN, SERVER, Protocol
+
+    from rtreplay.recorder import tap
+
+    def websockets_parse(masked: bool, chunks: list[bytes]) -> int:
+        protocol, count = Protocol(SERVER if masked else CLIENT, state=OPEN, max_size=None), 0
+        for chunk in chunks:
+            protocol.receive_data(chunk)
+            protocol.data_to_send()
+            count += sum(1 for frame in protocol.events_received() if bytes(frame.data) is not None)
+        return count
+
+    def tap_parse(masked: bool, chunks: list[bytes]) -> int:
+        stream_tap, count = tap.StreamTap(masked), 0
+        for chunk in chunks:
+            count += sum(1 for _ in stream_tap.feed(chunk))
+        return count
+
+    print("\n| messages | websockets Protocol µs / message | tap.StreamTap µs / message |")
+    print("|---|---|---|")
+    for name, (direction, make) in KINDS.items():
+        masked = direction == framing.CLIENT
+        data = b"".join(wire(direction, make(i % 16)) for i in range(n))
+        chunks = [data[at:at + READ_SIZE] for at in range(0, len(data), READ_SIZE)]
+        costs = []
+        for parse in (websockets_parse, tap_parse):
+            runs = []
+            for _ in range(repeat):
+                start = time.process_time()
+                assert parse(masked, chunks) == n
+                runs.append(time.process_time() - start)
+            costs.append(min(runs) / n * 1e6)
+        print(f"| {name} | {costs[0]:.1f} | {costs[1]:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=2000, help="messages per kind")
     parser.add_argument("--repeat", type=int, default=3, help="runs per kind; the cheapest is reported")
     parser.add_argument("--profile", help="write a cProfile (loop thread only) here")
+    parser.add_argument("--parsers", action="store_true", help="only compare the frame parsers")
     args = parser.parse_args()
+    if args.parsers:
+        return parser_cost(args.n, args.repeat)
     profiler = None
     if args.profile:
         import cProfile
