@@ -31,6 +31,16 @@ def generated(tmp_path: Path) -> Path:
     return out
 
 
+def real(tmp_path: Path) -> Path:
+    """Every real recording of tests/data/real/ imported into one archive, a session each."""
+    out = tmp_path / "real"
+    for n, jsonl in enumerate(sorted((Path(__file__).resolve().parents[1] / "data" / "real").glob("*.jsonl"))):
+        result = CliRunner().invoke(cli, ["import", str(jsonl), "--out", str(out),
+                                          "--session-id", f"20261201T12000000000{n % 10}-real{n:02d}"])
+        assert result.exit_code == 0, result.output
+    return out
+
+
 def analyze(root: Path, *args: str) -> dict:
     result = CliRunner().invoke(cli, ["analyze", str(root), "--format", "json", "--no-progress", *args])
     assert result.exit_code == 0, result.output
@@ -45,7 +55,7 @@ def same_group(sql_row: dict, group: dict) -> None:
     assert json.loads(sql_row["top_errors"]) == group["top_errors"]
 
 
-@pytest.mark.parametrize("make", [golden, generated])
+@pytest.mark.parametrize("make", [golden, generated, real])
 def test_failure_rate_report_equals_analyze(tmp_path, make):
     root = make(tmp_path)
     rows = {(r["scope"], r["form"]): r for r in queries.report(root, "failure_rate").to_dicts()}
