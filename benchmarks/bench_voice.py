@@ -4,7 +4,8 @@
     python benchmarks/bench_voice.py --events 1000000      # a short run
     python benchmarks/bench_voice.py --archive /tmp/x      # an archive made by generate_archive.py
 
-For each of latency, interruptions, cost, failures (and all four in one run) a child process runs the report
+For each of latency, interruptions, cost, failures (all four in one run too, and the tool_choice report for
+reference) a child process runs the report
 (interpreter start-up, reading, the walk, the report, printing JSON): wall seconds, archived events per second,
 CPU seconds and the child's own peak RSS. Reports run side by side in one invocation, in rotation, `--repeat`
 times, so machine load affects all alike; the best run of each is reported. Sanity checks against the
@@ -19,7 +20,7 @@ import time
 
 from bench_analyze import TARGET, generated_archive
 
-REPORTS = ("latency", "interruptions", "cost", "failures", "latency,interruptions,cost,failures")
+REPORTS = ("tool_choice", "latency", "interruptions", "cost", "failures", "latency,interruptions,cost,failures")
 CHILD = ("import resource, sys\nfrom rtreplay.cli import main\ntry:\n    main()\nexcept SystemExit as e:\n"
          "    code = e.code\nelse:\n    code = 0\nu = resource.getrusage(resource.RUSAGE_SELF)\n"
          "print(f'RUSAGE {u.ru_maxrss} {u.ru_utime + u.ru_stime}', file=sys.stderr)\nsys.exit(code)\n")

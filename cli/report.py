@@ -4,7 +4,6 @@ rtreplay.analyzer.report.voice) with `--report`."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -204,7 +203,7 @@ def load_facts(arc: Archive, sessions: Sequence[str]) -> tuple[list, list[str]]:
 def _print(report, voice_reports: dict, fmt: str) -> None:  # type: ignore[no-untyped-def]
     from rtreplay.analyzer.report import voice
     from rtreplay.analyzer.report.render import to_json
-    from rtreplay.analyzer.report.voice_render import render_table as render_voice_table
+    from rtreplay.analyzer.report.voice_render import dumps, render_table as render_voice_table
 
     if fmt == "table":
         # Piped output is not cut to Rich's 80-column default: the tool_choice table needs ~100.
@@ -217,9 +216,8 @@ def _print(report, voice_reports: dict, fmt: str) -> None:  # type: ignore[no-un
             render_voice_table(r, out if out.is_terminal else Console(highlight=False, width=80))
     elif report is not None and voice_reports:
         if fmt == "json":
-            click.echo(json.dumps({"report": "rtreplay.all", "version": 1, "reports": {
-                "tool_choice": to_json(report), **{n: r.to_json() for n, r in voice_reports.items()}}},
-                indent=2, ensure_ascii=False))
+            click.echo(dumps({"report": "rtreplay.all", "version": 1, "reports": {
+                "tool_choice": to_json(report), **{n: r.to_json() for n, r in voice_reports.items()}}}), nl=False)
         else:
             click.echo("## tool_choice\n\n" + FORMATS[fmt](report) + "\n" + voice.render(voice_reports, fmt), nl=False)
     elif report is not None:

@@ -6,13 +6,12 @@
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from rtreplay.analyzer.report import cost, failures, interruptions, latency
 from rtreplay.analyzer.report.voice_facts import SessionFacts
-from rtreplay.analyzer.report.voice_render import render_csv, render_json, render_markdown
+from rtreplay.analyzer.report.voice_render import dumps, render_csv, render_json, render_markdown
 
 VOICE = ("latency", "interruptions", "cost", "failures")
 REPORTS = ("tool_choice", *VOICE)
@@ -61,6 +60,5 @@ def render(reports: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         if len(reports) == 1:
             return render_json(next(iter(reports.values())))
-        return json.dumps({"report": "rtreplay.voice", "version": 1,
-                           "reports": {n: r.to_json() for n, r in reports.items()}}, indent=2, ensure_ascii=False) + "\n"
+        return dumps({"report": "rtreplay.voice", "version": 1, "reports": {n: r.to_json() for n, r in reports.items()}})
     return "\n".join(f"## {n}\n\n" + render_markdown(r) for n, r in reports.items())

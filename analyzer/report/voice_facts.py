@@ -40,12 +40,17 @@ CONTROL_TYPES = (
 )
 # Types whose payload the walk reads; the rest need only their columns (seq, mono_ns, event_id, item_id, …).
 PARSED = frozenset({
-    "response.create", "conversation.item.create", "conversation.item.truncate", "session.created", "session.updated",
-    "proxy.open", "proxy.close", "proxy.upstream_rejected", "response.created", "response.done", "error",
+    "conversation.item.create", "conversation.item.truncate", "session.created", "session.updated",
+    "proxy.open", "proxy.close", "proxy.upstream_rejected", "response.created", "error",
     "response.function_call_arguments.done", "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.failed",
 })
 COLUMNS = ("session_id", "seq", "ts", "mono_ns", "direction", "type", "event_id", "response_id", "item_id", "payload")
+# Fields the reader cuts out of the two big payloads (response.create carries the tools, response.done the whole
+# output) so that the walk need not parse them: JSON text of each (strings unquoted), None when absent.
+JSON_FIELDS = (("response.create", "$.response.conversation"), ("response.create", "$.response.metadata"),
+               ("response.done", "$.response.status"), ("response.done", "$.response.status_details"),
+               ("response.done", "$.response.usage"))
 NORMAL_CLOSE = 1000
 
 
@@ -200,7 +205,7 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
     rejected: set[int] = set()
     cause_of: dict[int, str] = {}  # error row -> type of the client event it names
     parsed: list[dict] = []
-    for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload) in enumerate(rows):
+    for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload, *_) in enumerate(rows):
         d = {}
         if kind in PARSED:  # the other rows are read from their columns alone
             try:
@@ -234,12 +239,12 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
     truncates: list[tuple[int, str, int]] = []  # (index in f.truncations, client event_id, seq)
     turn_responses: list[tuple[int, int, ResponseFact]] = []  # (stop seq, stop mono, response)
 
-    for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, _payload) in enumerate(rows):
+    for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload, conv, meta, j_status, j_details, j_usage) \
+            in enumerate(rows):
         d = parsed[i]
         if direction == "client":
             if kind == "response.create" and i not in rejected:
-                params = _obj(d.get("response"))
-                waiting.append((seq, mono, _meta_key(params.get("metadata")), params.get("conversation") == "none"))
+                waiting.append((seq, mono, _meta_key(_loads(meta)), conv == "none"))
             elif kind == "conversation.item.create":
                 item = _obj(d.get("item"))
                 cid = item.get("call_id")
@@ -309,8 +314,10 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
                 tool_rounds.append((cid, o_mono, r))
             awaiting = []
         elif kind == "response.done":
-            raw = _obj(d.get("response"))
-            rid = rid or raw.get("id")
+            raw: dict = {}
+            if not isinstance(rid, str) or rid not in seen:  # the rare case that needs the whole payload
+                raw = _obj(_loads(payload).get("response") if isinstance(_loads(payload), dict) else None)
+                rid = rid or raw.get("id")
             if not isinstance(rid, str):
                 continue
             if rid not in seen:  # no response.created before it: it answers a request by its metadata echo
@@ -326,10 +333,10 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
                 r.model = session.get("model") if isinstance(session.get("model"), str) else open_model
                 _attach_audio(r, per_response.get(rid, []), bytes_per_ms(session))
             active.pop(rid, None)
-            status = raw.get("status")
-            r.done_seq, r.status = seq, None if status is None else str(status)
-            details = _obj(raw.get("status_details"))
-            r.usage = raw.get("usage") if isinstance(raw.get("usage"), dict) else None
+            r.done_seq, r.status = seq, j_status
+            details = _obj(_loads(j_details))
+            usage = _loads(j_usage)
+            r.usage = usage if isinstance(usage, dict) else None
             if r.status == "completed":
                 pass
             elif r.status in ("incomplete", "cancelled"):
@@ -424,6 +431,16 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
             f.failures.append(Failure(t.seq, t.ts_us, "invalid_truncate", t.item_id))
     f.failures.sort(key=lambda x: (x.seq, x.kind))
     return f
+
+
+def _loads(text: str | None) -> Any:
+    """A JSON text, parsed; None for None or text that is not JSON."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _meta_key(value: Any) -> dict | None:

@@ -10,7 +10,8 @@ import orjson
 import polars as pl
 
 from rtreplay.analyzer.report.voice_facts import (
-    APPEND, AUDIO_DELTAS, COLUMNS, CONTROL_TYPES, DELTAS, TRANSCRIPT_DELTAS, ItemAudio, SessionFacts, walk,
+    APPEND, AUDIO_DELTAS, COLUMNS, CONTROL_TYPES, DELTAS, JSON_FIELDS, TRANSCRIPT_DELTAS, ItemAudio, SessionFacts,
+    walk,
 )
 
 BATCH_SESSIONS = 8  # sessions read per batch: memory is bounded by this many sessions' control rows
@@ -19,7 +20,10 @@ BATCH_SESSIONS = 8  # sessions read per batch: memory is bounded by this many se
 def _queries(lazy: pl.LazyFrame) -> list[pl.LazyFrame]:
     control = (lazy.filter(pl.col("type").is_in(CONTROL_TYPES)
                            | ((pl.col("direction") == "client") & (pl.col("type") != APPEND)))
-               .select([pl.col(c) for c in COLUMNS]).with_columns(pl.col("ts").dt.epoch("us"))
+               .select(*(pl.col(c) for c in COLUMNS),
+                       *(pl.when(pl.col("type") == kind).then(pl.col("payload").str.json_path_match(path))
+                         .alias(f"j{i}") for i, (kind, path) in enumerate(JSON_FIELDS)))
+               .with_columns(pl.col("ts").dt.epoch("us"))
                .sort(["session_id", "seq"]))
     is_audio = pl.col("type").is_in(AUDIO_DELTAS)
     items = (lazy.filter((pl.col("direction") == "server") & pl.col("type").is_in(DELTAS))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from rich import box
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -59,8 +59,13 @@ def ms(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
+def dumps(value: Any) -> str:
+    """Indented JSON, written by orjson (a cost report lists every response: the stdlib is 10x slower)."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
 def render_json(report: VoiceReport) -> str:
-    return json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n"
+    return dumps(report.to_json())
 
 
 def render_csv(report: VoiceReport) -> str:
