@@ -21,7 +21,8 @@ def _queries(lazy: pl.LazyFrame) -> list[pl.LazyFrame]:
     control = (lazy.filter(pl.col("type").is_in(CONTROL_TYPES)
                            | ((pl.col("direction") == "client") & (pl.col("type") != APPEND)))
                .select(*(pl.col(c) for c in COLUMNS),
-                       *(pl.when(pl.col("type") == kind).then(pl.col("payload").str.json_path_match(path))
+                       # null payload elsewhere: json_path_match skips nulls (a when/then would match every row)
+                       *(pl.when(pl.col("type") == kind).then(pl.col("payload")).str.json_path_match(path)
                          .alias(f"j{i}") for i, (kind, path) in enumerate(JSON_FIELDS)))
                .with_columns(pl.col("ts").dt.epoch("us"))
                .sort(["session_id", "seq"]))
