@@ -205,6 +205,9 @@ def _gate(spec: dict[str, Any], base: Path, name: str) -> Gate:
             raise TypeError(f"{key} must be a positive {'integer' if kind is int else 'number'}")
         return value
 
+    for key in ("failed", "recorded"):
+        if not isinstance(spec.get(key, False), bool):
+            raise TypeError(f"{key} must be true or false")
     if not isinstance(spec.get("archive"), str):
         raise TypeError("archive (the recording's directory, relative to the suite file) is required")
     scope = spec.get("scope", "out-of-band")
@@ -224,7 +227,7 @@ def _gate(spec: dict[str, Any], base: Path, name: str) -> Gate:
     record = spec.get("record")
     return Gate(
         archive=base / spec["archive"],
-        selection=Selection(strings("session"), strings("response_id"), bool(spec.get("failed", False)),
+        selection=Selection(strings("session"), strings("response_id"), spec.get("failed", False),
                             strings("form"), spec.get("where"), scope),
         variants=tuple(chosen), expectations=expectations, repeat=number("repeat", 1, int),
         target=spec.get("target"), sim_faults=str(spec.get("sim_faults", "none")),

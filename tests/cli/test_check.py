@@ -97,6 +97,8 @@ def test_a_suite_that_cannot_run_exits_2_with_one_line(workdir: Path, tmp_path: 
         "bad expectation": (f'archive = "{logs}"\n[[case]]\nname = "a"\nexpect = ["failure_rate<5"]\n',
                             "case 'a': --expect 'failure_rate<5'"),
         "no cases": (f'archive = "{logs}"\n', "no [[case]] tables"),
+        "not a boolean": (f'archive = "{logs}"\nrecorded = "no"\n[[case]]\nname = "a"\nexpect = ["arguments_valid"]\n',
+                          "recorded must be true or false"),
         "not toml": ("archive = \n", "not TOML"),
         "nothing selected": (f'archive = "{logs}"\ntarget = "sim"\n[[case]]\nname = "a"\nresponse_id = "resp_none"\n'
                              'expect = ["outcome==completed"]\n', "no recorded request matches"),
