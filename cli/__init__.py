@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("rtreplay.cli.record", "proxy"),
     "recover": ("rtreplay.cli.record", "recover"),
+    "compact": ("rtreplay.cli.record", "compact"),
     "simulate": ("rtreplay.cli.simulate", "simulate"),
     "demo": ("rtreplay.cli.demo", "demo"),
     "sessions": ("rtreplay.cli.inspect", "sessions"),

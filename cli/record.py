@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import csv
 import json
 import signal
@@ -169,3 +170,33 @@ def recover(out: Path | str, spool: Path, fmt: str) -> None:
     if bad:
         raise click.ClickException(
             "; ".join(f"{r.journal}: {r.problem}" for r in bad) + " (archive incomplete)")
+
+
+@click.command()
+@click.argument("archive", type=Location(exists=True, file_okay=False))
+@click.option("--day", required=True, metavar="YYYY-MM-DD", help="The day (date= partition) to compact.")
+def compact(archive: Path | str, day: str) -> None:
+    """Rewrite one day's small per-session files into a few large ones, sorted by session and time.
+
+    Atomic for every rtreplay reader (a manifest commits the new files); results of every command are the
+    same before and after. Compact days whose sessions have ended.
+
+    \b
+    Example:
+      rtreplay compact logs/ --day 2026-03-01
+    """
+    from rtreplay.recorder.compact import compact as run
+
+    try:
+        dt.date.fromisoformat(day)
+        done = run(str(archive), day)
+    except ValueError:
+        raise click.ClickException(f"--day {day!r}: give a date as YYYY-MM-DD") from None
+    except (archive.ArchiveError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in done.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if not done.written:
+        click.echo(f"{day}: nothing to compact")
+        return
+    click.echo(f"{day}: {len(done.replaced)} files -> {len(done.written)} ({done.events} events)")

@@ -5,30 +5,24 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rtreplay.cli.location import Location
 from rtreplay.analyzer.state.request import PAIRINGS, Request
-from rtreplay.analyzer.state.reduce import collector_paused
 from rtreplay.analyzer.report.render import render_csv, render_json, render_markdown, render_table
 from rtreplay.analyzer.report.html import render_html
 from rtreplay.analyzer.report.tool_choice import SPLIT_HELP, Filters, ReportError, build_report, parse_splits, parse_time
 from rtreplay.analyzer.report.timelines import load_timelines
 from rtreplay.recorder.archive import ArchiveError
-from rtreplay.recorder.store import Archive, ArchiveFile
+from rtreplay.recorder.store import Archive
 
 FORMATS = {"json": render_json, "csv": render_csv, "markdown": render_markdown}
-
-
-BATCHES = 100  # progress steps; files are matched in this many batches of whole sessions
 
 
 @contextmanager
@@ -46,56 +40,16 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-BATCH_BYTES = 256 * 1024 * 1024  # a batch's files are held in memory (as read) until matched
+def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | None,
+                  jobs: int | None = None) -> tuple[list[Request], list[str]]:
+    """Requests of an opened archive (only `sessions` if given) and the problems met reading it, read and
+    matched batch by batch on `jobs` processes (rtreplay.analyzer.state.gather), with a progress bar."""
+    from rtreplay.analyzer.state import gather  # imported late: the report itself reads no archive
 
-
-def _session_batches(files: list[ArchiveFile]) -> list[list[ArchiveFile]]:
-    """Files in about `BATCHES` batches (fewer bytes than `BATCH_BYTES` each, unless one session is
-    bigger), the parts of one session always in the same batch."""
-    by_session: dict[str, list[ArchiveFile]] = defaultdict(list)
-    for f in files:
-        by_session[f.session_id].append(f)
-    groups = list(by_session.values())
-    size = max(1, -(-len(groups) // BATCHES))
-    batches: list[list[ArchiveFile]] = [[]]
-    count = held = 0
-    for g in groups:
-        g_bytes = sum(f.size for f in g)
-        if batches[-1] and (count == size or held + g_bytes > BATCH_BYTES):
-            batches.append([])
-            count = held = 0
-        batches[-1] += g
-        count += 1
-        held += g_bytes
-    return [b for b in batches if b]
-
-
-def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | None) -> tuple[list[Request], list[str]]:
-    """Requests of an opened archive (only `sessions` if given) and the problems met reading it.
-
-    Files are read (each once) and matched batch by batch (whole sessions per batch), which drives the
-    progress bar; only the rows matching needs are kept (rtreplay.analyzer.state.match), so memory follows
-    the number of requests.
-    """
-    if not arc.files:
-        raise ArchiveError(f"{arc.location}: no archive files here (expected events/**/*.parquet or "
-                           "journal/*.arrows); record some with `rtreplay proxy --out DIR`")
-    from rtreplay.analyzer.state import load, match  # imported late: the report itself reads no archive
-
-    found: list[Request] = []
-    problems = [str(p) for p in arc.problems]
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
-    with _progress(enabled, len(arc.files)) as advance, collector_paused():
-        for batch in _session_batches(arc.files):
-            read: list = []
-            frames = [fr for f in batch if (fr := load.file_frame(arc, f, read)) is not None]
-            problems += [str(p) for p in read]
-            if frames:
-                result = match.match(pl.concat(frames, how="vertical"), sessions=list(sessions) or None)
-                found += result.requests
-                problems += [str(p) for p in result.problems]
-            advance(len(batch))
-    return found, problems
+    with _progress(enabled, len(arc.files)) as advance:
+        return gather.gather(arc, sessions, jobs or gather.default_jobs(), advance,
+                             min_pool_bytes=gather.POOL_MIN_BYTES if jobs is None else 0)
 
 
 def _days(filters: Filters) -> tuple[str | None, str | None]:
@@ -123,6 +77,9 @@ def _days(filters: Filters) -> tuple[str | None, str | None]:
               help="Also write a self-contained HTML page with charts and the failed requests' timelines.")
 @click.option("--timelines", default=50, show_default=True, metavar="N",
               help="Failed requests whose event excerpt goes into the HTML page.")
+@click.option("--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Processes reading and matching sessions [default: the cores this process may use; one for "
+                   "archives under 32 MiB].")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
 @click.option("--report", "report_names", multiple=True, metavar="NAMES",
@@ -132,7 +89,8 @@ def _days(filters: Filters) -> tuple[str | None, str | None]:
               help="Price table (JSON, the shape of the shipped queries/prices.json) for the cost report.")
 def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since: str | None, until: str | None,
             oob_only: bool, pairings: tuple[str, ...], fmt: str, html_path: Path | None, timelines: int,
-            show_progress: bool | None, report_names: tuple[str, ...], prices_path: Path | None) -> None:
+            jobs: int | None, show_progress: bool | None, report_names: tuple[str, ...],
+            prices_path: Path | None) -> None:
     """Failure rates by tool_choice form, split by out-of-band vs default conversation.
 
     Counts per form every client response.create in ARCHIVE by outcome (completed, failed, cancelled,
@@ -168,7 +126,7 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
             filters = Filters(tuple(sessions), parse_time(since) if since else None,
                               parse_time(until) if until else None, oob_only, how)
             arc = Archive.open(archive, days=_days(filters))
-            requests, problems = load_requests(arc, sessions, show_progress)
+            requests, problems = load_requests(arc, sessions, show_progress, jobs)
             report = build_report(requests, splits, filters, source=str(archive), problems=problems)
         if set(names) & set(voice.VOICE):
             facts, problems = load_facts(Archive.open(archive), sessions)

@@ -8,6 +8,7 @@ fits the same value as a local directory.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -42,11 +43,34 @@ class ArchiveFile:
 
     @property
     def session_id(self) -> str:
-        """The session the file is named after (parts and suffixes removed)."""
-        return self.name.removesuffix(PARQUET_SUFFIX).removesuffix(JOURNAL_SUFFIX).split(".part-")[0]
+        """The session the file is named after (parts and suffixes removed; a compacted file's first)."""
+        return self.stem.split(".part-")[0].split(COMPACTED_SEP)[0]
+
+    @property
+    def stem(self) -> str:
+        return self.name.removesuffix(PARQUET_SUFFIX).removesuffix(JOURNAL_SUFFIX)
+
+    @property
+    def last_session(self) -> str:
+        """The last session in the file: a compacted file holds a range of whole sessions."""
+        stem = self.stem.split(".c-")[0]
+        return stem.split(COMPACTED_SEP)[1] if COMPACTED_SEP in stem else self.session_id
+
+    @property
+    def compaction(self) -> str | None:
+        """The id of the compaction that wrote the file (None for a session's own file)."""
+        stem = self.stem
+        return stem.rsplit(".c-", 1)[1] if COMPACTED_SEP in stem and ".c-" in stem else None
+
+    def holds(self, session_id: str) -> bool:
+        return self.session_id <= session_id <= self.last_session
 
     def __str__(self) -> str:
         return self.path
+
+
+COMPACTED_SEP = "--"  # `<first session>--<last session>.c-<compaction id>.parquet`: a compacted file
+MANIFEST_PREFIX = "_compact-"  # `_compact-<compaction id>.json` in a day's folder: what that compaction replaced
 
 
 @dataclass
@@ -80,7 +104,7 @@ class Archive:
             raise ArchiveError(f"{name}: cannot be listed ({exc})") from None
         if infos is None:
             raise ArchiveError(f"{name}: no such file or directory")
-        return cls(name, fs, *_list(infos), root=root)
+        return cls(name, fs, *_list(infos, _manifests(fs, infos)), root=root)
 
     @cached_property
     def sessions(self) -> dict[str, list[ArchiveFile]]:
@@ -89,6 +113,13 @@ class Archive:
         for f in self.files:
             out.setdefault(f.session_id, []).append(f)
         return out
+
+    def files_of(self, session_id: str) -> list[ArchiveFile]:
+        """The files that can hold a session: its own (and its parts), or a compacted file whose range has it."""
+        if self.is_file:
+            return list(self.files)
+        own = self.sessions.get(session_id, [])
+        return own + [f for f in self.files if f.compaction and f.session_id != session_id and f.holds(session_id)]
 
     def only(self, sessions: Iterable[str]) -> Archive:
         """The same archive narrowed to the files named after `sessions`."""
@@ -215,19 +246,41 @@ def _listing(fs: pafs.FileSystem, root: str, days: tuple[str | None, str | None]
     return infos
 
 
-def _list(infos: list[pafs.FileInfo]) -> tuple[list[ArchiveFile], list[ArchiveProblem]]:
+def _manifests(fs: pafs.FileSystem, infos: list[pafs.FileInfo]) -> dict[str, set[str]]:
+    """Committed compactions: id -> the paths of the files it replaced (read from its manifest)."""
+    out: dict[str, set[str]] = {}
+    for info in infos:
+        if info.type == pafs.FileType.File and info.base_name.startswith(MANIFEST_PREFIX):
+            folder = info.path.rsplit("/", 1)[0]
+            try:
+                with fs.open_input_stream(info.path) as f:
+                    manifest = json.loads(f.read())
+                out[manifest["id"]] = {f"{folder}/{name}" for name in manifest["replaces"]}
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a manifest rtreplay wrote: the compaction it names does not count
+    return out
+
+
+def _list(infos: list[pafs.FileInfo],
+          manifests: dict[str, set[str]] | None = None) -> tuple[list[ArchiveFile], list[ArchiveProblem]]:
     """Archive files among a recursive listing, in session order, and the files that are not part of it.
 
     A journal whose session already has a Parquet file is skipped: it is a leftover of a crash between
-    the rename and the unlink, and the Parquet file holds the same events.
+    the rename and the unlink, and the Parquet file holds the same events. Compaction is atomic for
+    readers: a compacted file counts only once its manifest exists, and then the files it replaced do not.
     """
+    manifests = manifests or {}
+    replaced = set().union(*manifests.values()) if manifests else set()
     files: list[ArchiveFile] = []
     journals: list[ArchiveFile] = []
     problems: list[ArchiveProblem] = []
     for info in sorted(infos, key=lambda i: i.path):
-        if info.type != pafs.FileType.File or info.base_name.startswith("."):
+        if (info.type != pafs.FileType.File or info.base_name.startswith((".", MANIFEST_PREFIX))
+                or info.path in replaced):
             continue
         f = ArchiveFile(info.path, info.size or 0)
+        if f.compaction is not None and f.compaction not in manifests:
+            continue  # written by a compaction not (yet) committed: the files it would replace still count
         if f.name.endswith(PARQUET_SUFFIX):
             files.append(f)
         elif f.is_journal:

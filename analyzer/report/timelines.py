@@ -70,7 +70,7 @@ def load_timelines(
     rows: dict[str, list[dict]] = defaultdict(list)
     for sid, wanted in by_session.items():
         windows = [_window(r, before, after) for r in wanted]
-        for f in arc.files if arc.is_file else arc.sessions.get(sid, []):
+        for f in arc.files_of(sid):
             try:
                 table = _read_rows(arc, f, min(w[0] for w in windows), max(w[1] for w in windows))
             except ArchiveError:

@@ -278,14 +278,29 @@ def over_time(requests: Sequence[Request]) -> tuple[str, tuple[TimeBucket, ...]]
     if not requests:
         return "hour", ()
     stamps = [_utc(r.ts).timestamp() for r in requests]
-    unit = "hour" if max(stamps) - min(stamps) <= 3 * 86400 else "day"
-    step = 3600 if unit == "hour" else 86400
-    counts = Counter((int(t // step), r.outcome) for t, r in zip(stamps, requests))
+    unit = time_unit(min(stamps), max(stamps))
+    step = STEPS[unit]
+    return unit, time_buckets(unit, Counter((int(t // step), r.outcome) for t, r in zip(stamps, requests)))
+
+
+STEPS = {"hour": 3600, "day": 86400}
+
+
+def time_unit(first: float, last: float) -> str:
+    """Hours for data spanning up to three days (epoch seconds), else days."""
+    return "hour" if last - first <= 3 * 86400 else "day"
+
+
+def time_buckets(unit: str, counts: Counter[tuple[int, str]]) -> tuple[TimeBucket, ...]:
+    """Buckets from counts per (slot, outcome), a slot being epoch seconds // the unit's step."""
+    if not counts:
+        return ()
+    step = STEPS[unit]
     slots = {k for k, _ in counts}
     first, last = min(slots), max(slots)
     if last - first < MAX_BUCKETS:  # zero-fill, unless stray timestamps would make it huge
         slots = set(range(first, last + 1))
-    return unit, tuple(
+    return tuple(
         TimeBucket(dt.datetime.fromtimestamp(k * step, dt.timezone.utc), {o: counts.get((k, o), 0) for o in OUTCOMES})
         for k in sorted(slots))
 
@@ -319,7 +334,14 @@ def build_report(
         raise ReportError(f"unknown split {unknown[0]!r}; choose from: {SPLIT_HELP}")
     kept = list(requests) if filters == Filters() else [r for r in requests if filters.keep(r)]
     unit, buckets = over_time(kept)
-    kinds = count_kinds(kept, splits)
+    failed = tuple(sorted((r for r in kept if r.outcome == "failed"), key=lambda r: (r.session_id, r.seq)))
+    return report_of(count_kinds(kept, splits), splits, filters, unit, buckets, failed, source, problems)
+
+
+def report_of(kinds: Counter[_Kind], splits: Sequence[str], filters: Filters, unit: str,
+              buckets: tuple[TimeBucket, ...], failed: tuple[Request, ...] = (), source: str | None = None,
+              problems: Sequence[str] = ()) -> Report:
+    """The report from request counts by kind (what an engine such as Spark aggregates) and time buckets."""
     totals = fold(kinds, lambda k: ("all", ()))
     return Report(
         splits=tuple(splits),
@@ -329,7 +351,7 @@ def build_report(
         headline=headline_of(fold(kinds, _by_scope)),
         time_unit=unit,
         over_time=buckets,
-        failed=tuple(sorted((r for r in kept if r.outcome == "failed"), key=lambda r: (r.session_id, r.seq))),
+        failed=failed,
         source=source,
         problems=tuple(problems),
     )

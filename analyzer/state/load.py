@@ -140,7 +140,7 @@ def read_session(source: Source, session_id: str, problems: list[ArchiveProblem]
     Only the files named after the session are read (the archive's listing says which). A file read only
     in part (a journal cut short) is appended to `problems` when given."""
     arc = Archive.open(source)
-    mine = arc.files if arc.is_file else arc.sessions.get(session_id, [])
+    mine = arc.files_of(session_id)
     tables = []
     for f in mine:
         table, note = arc.read(f)

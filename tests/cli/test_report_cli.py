@@ -139,3 +139,12 @@ def test_pairing_filter_and_split_partition_the_requests(generated):
         assert kept["totals"]["requests"] == n and kept["filters"]["pairings"] == [how or "none"]
     result = analyze(str(root), "--pairing", "telepathy")
     assert result.exit_code == 1 and "unknown pairing 'telepathy'" in result.output
+
+
+def test_jobs_give_the_same_report_as_one_process(generated):
+    root, _, _ = generated
+    one = analyze(str(root), "--format", "json", "--jobs", "1", "--by", "+session")
+    two = analyze(str(root), "--format", "json", "--jobs", "2", "--by", "+session")
+    assert one.exit_code == two.exit_code == 0, (one.output, two.output)
+    assert one.output == two.output
+    assert len(json.loads(one.output)["groups"]) > 10
