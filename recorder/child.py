@@ -43,6 +43,7 @@ from rtreplay.recorder.writer import ArchiveWriter, SessionHandle
 log = logging.getLogger(__name__)
 
 MAX_REJECTION_BODY = 64 * 1024  # bytes of an upstream's rejection body kept in the record
+MAX_EARLY = 4 << 20  # client bytes held per session until the upstream answers the upgrade
 WRITER_FAILED = 3  # exit status when the writer thread failed
 _HOLD_POLL = 0.005  # seconds between looks at the writer's queue while held
 _DIRECTIONS = {framing.CLIENT: CLIENT, framing.SERVER: SERVER}
@@ -67,6 +68,8 @@ class Connection:
         self.handle: SessionHandle | None = None
         self._answer = b""  # the upstream's HTTP answer until it is complete
         self._early: list[tuple[bytes, int, int]] = []
+        self._early_bytes = 0  # held in `_early` (and taken from the shared budget)
+        self._blind = 0  # client bytes not recorded: past MAX_EARLY before the answer, and all after them
         self._rejection: dict[str, Any] | None = None
         self._tapping = False
         self._taps = {CLIENT: tap.StreamTap(masked=True, budget=link.budget),
@@ -87,13 +90,27 @@ class Connection:
     def feed(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> Iterator[None]:
         """A chunk the proxy forwarded going `direction`, received at (`mono_ns`, `wall_ns`). Records as
         it is iterated, pausing after each record (the caller may stop there and go on later)."""
-        if self._tapping:
+        if direction == CLIENT and self._blind:
+            self._blind += len(data)  # the stream's start is missing: its frames cannot be found
+        elif self._tapping:
             return self._observe(direction, data, mono_ns, wall_ns)
-        if direction == SERVER:
+        elif direction == SERVER:
             return self._upstream_answer(data, mono_ns, wall_ns)
-        if self._rejection is None:
-            self._early.append((data, mono_ns, wall_ns))
+        else:
+            budget, size = self._link.budget, len(data)
+            if self._early_bytes + size <= MAX_EARLY and budget.used + size <= budget.limit:
+                self._early.append((data, mono_ns, wall_ns))
+                self._early_bytes += size
+                budget.used += size
+            else:
+                self._blind = size
         return iter(())
+
+    def _release_early(self) -> list[tuple[bytes, int, int]]:
+        early, self._early = self._early, []
+        self._link.budget.used -= self._early_bytes
+        self._early_bytes = 0
+        return early
 
     def _upstream_answer(self, data: bytes, mono_ns: int, wall_ns: int) -> Iterator[None]:
         if self._rejection is not None:
@@ -126,8 +143,7 @@ class Connection:
         if self._taps[CLIENT].error is not None:
             handle.lifecycle(PROXY_ERROR, {"error": self._taps[CLIENT].error}, mono_ns, wall_ns)
         self._tapping = True
-        early, self._early = self._early, []
-        for chunk, mono, wall in early:
+        for chunk, mono, wall in self._release_early():
             yield from self._observe(CLIENT, chunk, mono, wall)
         if rest:
             yield from self._observe(SERVER, rest, mono_ns, wall_ns)
@@ -180,6 +196,14 @@ class Connection:
         for direction, stream_tap in self._taps.items():
             for lost in stream_tap.end():
                 self._lost(direction, lost, mono_ns, wall_ns)
+        unheard = sum(len(chunk) for chunk, _, _ in self._release_early())
+        if unheard:
+            self._lost(CLIENT, tap.Lost("bytes sent before the upstream answered the upgrade, which it did not "
+                                        "accept", unheard, None), mono_ns, wall_ns)
+        if self._blind:
+            self._lost(CLIENT, tap.Lost(f"client bytes from the first one past the {MAX_EARLY} the recorder holds "
+                                        "before the upstream answers (no frame can be found without what was "
+                                        "dropped)", self._blind, None), mono_ns, wall_ns)
         closed = {"client": _close_info(self._closes.get(CLIENT)), "server": _close_info(self._closes.get(SERVER)),
                   "first_close": self._first_close, "first_disconnect": info.get("first_disconnect")}
         if any(self._unrecorded.values()):
@@ -192,6 +216,7 @@ class Connection:
         handle.lifecycle(PROXY_ERROR, {"error": why})
         for stream_tap in self._taps.values():
             stream_tap.end()  # gives its share of the budget back
+        self._release_early()
         if close:
             handle.close({})
 

@@ -80,10 +80,13 @@ async def raw_client(port: int, query: str, extensions: str | None = None) -> tu
     return reader, writer, answer
 
 
-async def raw_upstream(frames_to_send: list[bytes], received: list[bytes]):
-    """An upstream that answers 101 and then sends `frames_to_send` as they are, keeping all it reads."""
+async def raw_upstream(frames_to_send: list[bytes], received: list[bytes], answer_after: int = 0):
+    """An upstream that answers 101 (once it has read `answer_after` bytes after the request) and then
+    sends `frames_to_send` as they are, keeping all it reads."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
+        while sum(map(len, received)) < answer_after and (data := await reader.read(65536)):
+            received.append(data)
         key = [line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
                if line.lower().startswith(b"sec-websocket-key:")][0]
         accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
@@ -292,3 +295,41 @@ async def test_any_failure_of_the_writer_thread_stops_the_proxy_with_a_non_zero_
             output = b"".join(proc.communicate()).decode("utf-8", "replace")
     assert code != 0
     assert "writer thread failed" in output and "injected writer failure" in output
+
+
+@in_loop
+async def test_client_bytes_before_the_answer_are_held_only_up_to_a_bound_and_the_rest_is_counted(tmp_path) -> None:
+    """A client that streams before the upstream answers the upgrade: the recorder holds at most
+    `child.MAX_EARLY` of it; past that the client stream cannot be parsed (its start is gone), so every
+    byte from there on is one counted loss, and the server stream is still recorded."""
+    from rtreplay.recorder.child import MAX_EARLY
+
+    frames = [event_frame('{"type":"input_audio_buffer.append","audio":"%s"}' % ("A" * 60_000), True)] * 90
+    sent = b"".join(frames)  # ≈ 5.4 MB, more than MAX_EARLY
+    assert len(sent) > MAX_EARLY
+    received: list[bytes] = []
+    upstream = await raw_upstream([event_frame('{"type":"session.created"}', False)], received, len(sent))
+    proc, port = await start_proxy(upstream.sockets[0].getsockname()[1], tmp_path)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /v1/realtime?run=early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" + sent)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert answer.startswith(b"HTTP/1.1 101")
+        await asyncio.wait_for(reader.readexactly(2 + len('{"type":"session.created"}')), 10)
+        writer.close()
+    finally:
+        upstream.close()
+        code, output = stop_proxy(proc)
+
+    assert code == 0, output
+    assert b"".join(received) == sent
+    [rows] = session_rows(tmp_path).values()
+    assert [r["type"] for r in rows if r["direction"] == schema.SERVER] == ["session.created"]
+    client = [r for r in rows if r["direction"] == schema.CLIENT]
+    errors = [orjson.loads(r["payload"]) for r in rows if r["type"] == schema.PROXY_ERROR]
+    recorded = sum(r["size"] for r in client) + sum(e["wire_bytes"] for e in errors)
+    assert any(str(MAX_EARLY) in e["error"] for e in errors)
+    assert len(sent) - 90 * 14 <= recorded <= len(sent)  # every byte a record or counted (headers aside)
+    assert orjson.loads(rows[-1]["payload"])["unrecorded"]["wire_bytes"] == sum(e["wire_bytes"] for e in errors)
