@@ -96,7 +96,9 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
     Counts per form every client response.create in ARCHIVE by outcome (completed, failed, cancelled,
     incomplete, rejected, unfinished), with the failure rate and its 95% Wilson interval, the top errors
     and, for forced forms, how often the forced call happened; a headline says which form fails most.
-    JSON output is documented in docs/report.md.
+    JSON output is documented in docs/report.md. `--report` asks for the voice reports instead or as well:
+    latency (time to first audio, request and tool latencies), interruptions (barge-ins, truncations), cost
+    (from usage, with a price table shipped as data) and failures (one taxonomy, silent ones included).
 
     \b
     Examples:
