@@ -30,7 +30,6 @@ ID_KEYS = frozenset({"id", "event_id", "item_id", "response_id", "call_id", "pre
 # Always different from one run to the next: timestamps, and the random padding GA deltas carry.
 TIME_KEYS = frozenset({"created_at", "expires_at", "obfuscation"})
 ID_TEXT = re.compile(r"^(event|item|resp|call|sess|conv|fc|msg|rs|mcp)_[A-Za-z0-9]{6,}$")
-DROPPED = "<dropped>"  # event_ids, timestamps, obfuscation: they always differ
 SHOW_PATHS = 3  # differing fields shown per row
 
 
@@ -215,12 +214,10 @@ def _collapses(kind: str) -> bool:
 def _normal(value: Any, ids: dict[str, str], key: str = "") -> Any:
     """Ids → ordinal placeholders (consistent within one session); event ids, timestamps and obfuscation
     padding dropped."""
-    if isinstance(value, dict):
-        return {k: _normal(v, ids, k) for k, v in value.items()}
+    if isinstance(value, dict):  # dropped, not masked: a key one side lacks is no difference either
+        return {k: _normal(v, ids, k) for k, v in value.items() if k != "event_id" and k not in TIME_KEYS}
     if isinstance(value, list):
         return [_normal(v, ids, key) for v in value]
-    if key == "event_id" or key in TIME_KEYS:
-        return DROPPED
     if isinstance(value, str) and (key in ID_KEYS or ID_TEXT.match(value)) and value not in ("root", "none", "auto"):
         if value not in ids:
             prefix = value.split("_", 1)[0] if "_" in value else "id"

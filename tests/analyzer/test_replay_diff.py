@@ -104,5 +104,7 @@ def test_ids_timestamps_and_delta_runs_are_normalised() -> None:
     d = diff(Side("a", "a", a), Side("b", "b", b))
     assert [p.status for p in d.pairs] == ["=", "=", "~", "="]
     assert d.pairs[2].differences == ("events: ×2 → ×3",)  # same text, delivered in more pieces
+    a[1] = _event(1, "response.created", response={"id": "resp_xBBBBBBBB"})  # no event_id, no created_at
+    assert diff(Side("a", "a", a), Side("b", "b", b)).pairs[1].status == "="
     c = session("z", 3, ["Bye"])
     assert diff(Side("a", "a", a), Side("c", "c", c)).pairs[2].differences == ("delta: Hello → Bye", "events: ×2 → ×1")
