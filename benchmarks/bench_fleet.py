@@ -9,7 +9,8 @@
 2. Spark: `rtreplay.spark.report_json` on a local[2] Spark session (JVM start included, then a second, warm
    run) vs `analyze --jobs 2`; the reports must be equal.
 3. compaction: an archive of many short sessions (`--small-events`, 2-minute sessions), `analyze` and
-   `query failure_rate` timed before and after `rtreplay compact` of its day, outputs equal.
+   `query failure_rate` timed before and after `rtreplay compact` of its days, outputs equal; with `--s3`
+   the same on a bucket of a local S3-compatible server (moto on 127.0.0.1).
 """
 from __future__ import annotations
 
@@ -110,6 +111,30 @@ def bench_compact(archive: Path, repeat: int) -> str:
                       "", "Outputs equal before and after: yes."])
 
 
+def bench_compact_s3(small: Path, repeat: int) -> str:
+    """The same compaction, on a bucket of a local S3-compatible server (moto, as the tests start it)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    import s3_support
+
+    with s3_support.s3_server():
+        url = s3_support.make_bucket("bench") + "/logs"
+        s3_support.upload_tree(str(small), url)
+        commands = [("analyze", "--format", "json", "--no-progress", "--jobs", "1"), ("query", "failure_rate")]
+        before = {c: [timed(c[0], url, *c[1:]) for _ in range(repeat)] for c in commands}
+        start = time.perf_counter()
+        for day in sorted(p.name.removeprefix("date=") for p in (small / "events").iterdir()):
+            timed("compact", url, "--day", day)
+        took = time.perf_counter() - start
+        after = {c: [timed(c[0], url, *c[1:]) for _ in range(repeat)] for c in commands}
+    rows = []
+    for c in commands:
+        assert {o for o, _, _ in before[c]} == {o for o, _, _ in after[c]}, f"{c} differs after compaction"
+        b, a = min(w for _, w, _ in before[c]), min(w for _, w, _ in after[c])
+        rows.append(f"| `{c[0]}` on s3:// | {b:.2f} s | {a:.2f} s | {b / a:.2f}× |")
+    return "\n".join([f"`rtreplay compact` on the bucket: {took:.1f} s.", "",
+                      "| command (best of runs) | before | after | speed-up |", "|---|---|---|---|", *rows])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -117,6 +142,7 @@ def main() -> None:
     ap.add_argument("--small-events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip-spark", action="store_true")
+    ap.add_argument("--s3", action="store_true", help="also compaction on a local S3 server (needs moto[server])")
     args = ap.parse_args()
     archive = args.archive or Path(f"/tmp/rtreplay-bench-{args.events // 1_000_000}M")
     ensure(archive, args.events, 60.0)
@@ -126,6 +152,8 @@ def main() -> None:
     if not args.skip_spark:
         print(f"## Spark vs local ({archive})\n\n{bench_spark(archive)}\n", flush=True)
     print(f"## compaction ({small})\n\n{bench_compact(small, args.repeat)}\n", flush=True)
+    if args.s3:
+        print(f"## compaction in object storage ({small})\n\n{bench_compact_s3(small, args.repeat)}\n", flush=True)
 
 
 if __name__ == "__main__":
