@@ -49,6 +49,15 @@ def _step(title: str) -> None:
     click.secho(f"== {title}", bold=True)
 
 
+def _a_failed_request(logs: Path) -> tuple[str, str]:
+    """The session and response id of the first failed request recorded (the profile fails some in every run)."""
+    from rtreplay.analyzer.state.match import requests
+
+    found = requests(logs)
+    chosen = next((r for r in found if r.outcome == "failed" and r.response_id), found[0])
+    return chosen.session_id, chosen.response_id or "RESPONSE_ID"
+
+
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("rtreplay-demo"),
               show_default=True, help="Where the demo writes its archive (logs/) and replays (replays/).")
@@ -96,10 +105,11 @@ def demo(ctx: click.Context, out: Path, url: str | None, conversations: int, see
                vary=("tool_choice=recorded,required",), repeat=repeat, record=replays, yes=True)
 
     _step("Next")
+    session, response_id = _a_failed_request(logs)
     for line in (
         f"rtreplay sessions {logs}",
-        f"rtreplay show {logs} SESSION                  # a session's timeline",
-        f"rtreplay state {logs} SESSION --before RESPONSE_ID   # the conversation a request saw",
+        f"rtreplay show {logs} {session}     # a session's timeline",
+        f"rtreplay state {logs} {session} --before {response_id}   # the conversation a failed request saw",
         f"rtreplay sql {logs} \"SELECT form_sent, count(*) FROM requests GROUP BY ALL\"",
         f"rtreplay query {logs} failure_rate",
         f"rtreplay analyze {logs} --html report.html",

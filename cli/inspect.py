@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import click
 import polars as pl
@@ -23,9 +24,12 @@ from rtreplay.analyzer.state.timeline import format_ts, seq_of_response, state_a
 from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.store import Archive, is_url
 from rtreplay.recorder.upload import Uploader, UploadError
+from rtreplay.recorder.schema import PROXY_OPEN
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True,
-                      help="Output format.")
+def _format(default: str) -> Any:
+    """--format: `table` (sessions, like analyze/replay/sql) or `text` (show's timeline), json, csv."""
+    return click.option("--format", "fmt", type=click.Choice([default, "json", "csv"]), default=default,
+                        show_default=True, help="Output format.")
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -38,7 +42,7 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
             w.writeheader()
             w.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
-    else:
+    else:  # table / text
         if not rows:
             click.echo("(none)")
             return
@@ -56,7 +60,7 @@ def _problems(problems: list) -> None:
 
 @click.command("sessions")
 @click.argument("archive_path", metavar="ARCHIVE", type=Location())
-@FORMAT
+@_format("table")
 def sessions(archive_path: Path, fmt: str) -> None:
     """One row per session: start, duration, model, events, requests, failures.
 
@@ -81,17 +85,30 @@ def sessions(archive_path: Path, fmt: str) -> None:
         by_session.setdefault(r.session_id, []).append(r)
     models = dict(sc.frame.filter(pl.col("type").is_in(["session.created", "session.updated"]))
                   .group_by("session_id").agg(pl.col("payload").last()).collect().iter_rows())
+    opens = dict(sc.frame.filter(pl.col("type") == PROXY_OPEN).group_by("session_id")
+                 .agg(pl.col("payload").first()).collect().iter_rows())
     rows = []
     for sid, start, end, n in stats.iter_rows():
         reqs = by_session.get(sid, [])
         model = next((r.model for r in reqs if r.model), None)
         if model is None and sid in models:
             model = (json.loads(models[sid]).get("session") or {}).get("model")
+        if model is None and sid in opens:  # no session event (e.g. the upstream was unreachable): as asked
+            model = _asked_model(opens[sid])
         outcomes = Counter(r.outcome for r in reqs)
         rows.append({"session": sid, "start": start.isoformat(timespec="seconds"),
                      "duration_s": round((end - start).total_seconds(), 1), "model": model, "events": n,
                      "requests": len(reqs), "failures": outcomes["failed"], "rejected": outcomes["rejected"]})
     _emit(rows, fmt)
+
+
+def _asked_model(open_payload: str) -> str | None:
+    """The `model=` the app put in its URL, from the `proxy.open` record."""
+    try:
+        query = json.loads(open_payload).get("query") or ""
+    except (ValueError, AttributeError):
+        return None
+    return next(iter(parse_qs(query).get("model", [])), None)
 
 
 def _session(archive_path: Path, session_id: str, with_table: bool = False):  # type: ignore[no-untyped-def]
@@ -119,7 +136,7 @@ def _marks(table) -> dict[int, list[str]]:  # type: ignore[no-untyped-def]
 @click.argument("archive_path", metavar="ARCHIVE", type=Location())
 @click.argument("session_id", metavar="SESSION")
 @click.option("--all", "show_all", is_flag=True, help="One line per event (deltas and appends not collapsed).")
-@FORMAT
+@_format("text")
 def show(archive_path: Path, session_id: str, show_all: bool, fmt: str) -> None:
     """A readable timeline of one session (runs of deltas and audio appends collapsed), with barge-ins,
     invalid truncations, hung tool calls and other failures marked (▲) under the event that shows them.
@@ -159,7 +176,8 @@ def _transcript(state: SessionState) -> str:
 @click.command("state")
 @click.argument("archive_path", metavar="ARCHIVE", type=Location())
 @click.argument("session_id", metavar="SESSION")
-@click.option("--at", "at_seq", type=int, help="State just after the event with this seq.")
+@click.option("--at", "at_seq", type=click.IntRange(min=0), help="State just after the event with this seq "
+              "[default, with no --before: the final state].")
 @click.option("--before", "before_response", metavar="RESPONSE_ID",
               help="State just before the request that started this response.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -174,14 +192,20 @@ def state(archive_path: Path, session_id: str, at_seq: int | None, before_respon
       rtreplay state logs/ SESSION --at 1200
       rtreplay state logs/ SESSION --before resp_abc123 --format json
     """
-    if (at_seq is None) == (before_response is None):
-        raise click.UsageError("give exactly one of --at SEQ or --before RESPONSE_ID")
+    if at_seq is not None and before_response is not None:
+        raise click.UsageError("give at most one of --at SEQ or --before RESPONSE_ID")
     events = _session(archive_path, session_id)
+    last = events[-1].seq if events else -1
     if before_response is not None:
         seq = seq_of_response(events, before_response)
         if seq is None:
             raise click.ClickException(f"no response {before_response!r} in session {session_id}")
         at_seq = seq - 1
+    elif at_seq is None:
+        at_seq = last  # neither option: the final state
+    elif at_seq > last:
+        click.echo(f"note: --at {at_seq} is past the session's last event ({last}): showing the final state", err=True)
+        at_seq = last
     try:
         st = state_at(events, at_seq, session_id, strict=strict)  # type: ignore[arg-type]
     except AnomalyError as exc:
@@ -196,7 +220,8 @@ def state(archive_path: Path, session_id: str, at_seq: int | None, before_respon
 @click.argument("src", metavar="FILE.jsonl", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=Location(file_okay=False), required=True,
               help="Archive root to write to: a directory, or an object-store URL (s3://bucket/prefix).")
-@click.option("--session-id", help="Session id to use (default: derived from the first timestamp).")
+@click.option("--session-id", help="Session id to use (default: one derived from the first timestamp); an id "
+              "already in the archive is refused.")
 def import_(src: Path, out: Path, session_id: str | None) -> None:
     """Add a JSONL event log (one event per line; optional `direction`, `timestamp`) to an archive.
 
@@ -213,6 +238,12 @@ def import_(src: Path, out: Path, session_id: str | None) -> None:
             done = import_jsonl(src, out, session_id)
     except (ImportFailed, UploadError) as exc:
         raise click.ClickException(str(exc)) from None
-    note = f" ({done.invalid_lines} lines were not JSON events; kept as invalid.json)" if done.invalid_lines else ""
-    click.echo(f"imported {done.events} events as session {done.session_id} -> {done.path}{note}")
+    invalid = (f", {_plural(done.invalid_lines, 'line')} not a JSON event (kept as invalid.json)"
+               if done.invalid_lines else "")
+    click.echo(f"added session {done.session_id}: {_plural(done.events, 'event')} from {src}{invalid}, "
+               f"after its proxy.open record -> {done.path}")
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 

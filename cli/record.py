@@ -77,7 +77,8 @@ def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         async with running(upstream, local, listen=listen, audio=audio, flush_interval=flush_interval,
-                           auth_env=auth_env, ssl_context=context, upstream_timeout=upstream_timeout) as proxy_:
+                           auth_env=auth_env, ssl_context=context, upstream_timeout=upstream_timeout,
+                           log=lambda line: click.echo(f"rtreplay proxy: {line}", err=True)) as proxy_:
             where = f"{display(str(out))} (spool {spool})" if uploader else str(out)
             click.echo(f"rtreplay proxy: {proxy_.url} -> {upstream}, recording into {where}", err=True)
             with _uploading(uploader):
@@ -93,7 +94,8 @@ def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, 
     try:
         asyncio.run(serve())
     except (ValueError, OSError, RecorderError) as exc:
-        raise click.ClickException(str(exc)) from None
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)  # no "[Errno 98]"
+        raise click.ClickException(message) from None
     if uploader is not None:
         _upload_all(uploader)
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from rtreplay.cli.location import Location
 from rtreplay.analyzer.state import load
@@ -20,9 +21,11 @@ from rtreplay.analyzer.state.request import FORMS, OUTCOMES
 from rtreplay.analyzer.replay.expect import as_json as expectations_json
 from rtreplay.analyzer.replay.expect import parse as parse_expectation
 from rtreplay.analyzer.replay.expect import render as render_expectations
-from rtreplay.analyzer.replay.run import SCOPES, Job, ReplayReport, Selection, Tally, plan_jobs, targets
+from rtreplay.analyzer.replay.run import SCOPES, Job, ReplayReport, Selection, Tally, plan_jobs, target_base, targets
 from rtreplay.analyzer.replay.suite import RUN_ERRORS, Gate, prepare, remote_targets, run_gate
 from rtreplay.analyzer.replay.plan import variants
+from rtreplay.analyzer.report import terminal
+from rtreplay.analyzer.report.terminal import Column, print_table
 from rtreplay.analyzer.report.tool_choice import interval_text, pct
 from rtreplay.recorder.store import Archive
 
@@ -30,7 +33,8 @@ from rtreplay.recorder.store import Archive
 @click.command()
 @click.argument("archive", type=Location(exists=True))
 @click.option("--target", metavar="URL|sim",
-              help="Where to replay: a ws(s):// base URL, or `sim` for the built-in simulator "
+              help="Where to replay: `sim` (the built-in simulator) or a ws(s):// URL — a base URL, …/v1 (an SDK's "
+                   "websocket_base_url) or …/v1/realtime[?model=…]; each request keeps its recorded model "
                    "[default: each session's recorded upstream].")
 @click.option("--sim-faults", default="none", show_default=True, metavar="PROFILE",
               help="With --target sim: fault profile name or file (e.g. seed-oob-forced-function).")
@@ -57,7 +61,8 @@ from rtreplay.recorder.store import Archive
                    "function==NAME, arguments_valid, same=outcome,function; prefix variant=NAME: for one variant "
                    "(repeatable; rates are decided on the 95% interval, docs/replay.md).")
 @click.option("--dry-run", is_flag=True, help="Print the exact client events each replay would send, and stop.")
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json", "csv"]), default="markdown", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("table", "markdown", "json", "csv")), default="table", show_default=True,
+              help="What to print on stdout: a terminal table, Markdown, JSON or CSV (--dry-run: JSON lines or JSON).")
 @click.option("--yes", is_flag=True, help="Do not ask before replaying against a non-loopback target.")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Progress bar on stderr [default: when stderr is a terminal].")
@@ -79,6 +84,8 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
           --failed --vary tool_choice=required,auto --repeat 5 --record replays/
     """
     try:
+        if target not in (None, "sim"):
+            target = target_base(target)
         chosen = variants(vary, sets)
         arc = Archive.open(archive)
         for problem in load.scan(arc).problems:  # files skipped or only partly read: say which
@@ -113,7 +120,10 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
         doc["expectations"] = expectations_json(outcome.decisions)
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(RENDERERS[fmt](report), nl=False)
+        if fmt == "table":
+            render_table(report, terminal.console())
+        else:
+            click.echo(RENDERERS[fmt](report), nl=False)
         if expect:  # with csv on stderr, so stdout stays one table
             click.echo(("\n" if fmt == "markdown" else "") + render_expectations(outcome.decisions), nl=False,
                        err=fmt == "csv")
@@ -185,12 +195,49 @@ def render_markdown(report: ReplayReport) -> str:
                      + f" | {_rate(row.replayed)} | {o.total}, {o.outcomes['failed']}, {_rate(o)} | {forced} | {errors} |")
     if report.notes:
         lines += ["", "Fidelity notes (what the replay could not reproduce exactly):", ""]
-        lines += [f"- `{n.kind}` ({n.requests} requests): {n.example}" for n in report.notes]
+        lines += [f"- `{n.kind}` ({_count(n.requests, 'request')}): {n.example}" for n in report.notes]
     if report.setup_errors:
-        lines += ["", f"{report.setup_errors} replays got an error while their context was recreated."]
+        lines += ["", f"{_count(report.setup_errors, 'replay')} got an error while their context was recreated."]
     if report.details:
         lines += ["", "Unfinished replays: " + "; ".join(report.details)]
     return "\n".join(lines) + "\n"
+
+
+REPLAY_COLUMNS = (Column("variant"), Column("replays", short="n"), Column("ok"), Column("failed", style="red", short="fail"),
+                  Column("cancel", optional=True, short="canc"), Column("incompl", optional=True, short="inc"),
+                  Column("reject", optional=True, short="rej"), Column("unfin", optional=True, short="unf"),
+                  Column("rate"), Column("95% CI", short="CI"), Column("recorded", short="rec"),
+                  Column("rec. rate", short="rrate"), Column("forced", optional=True, short="forc"))
+
+
+def render_table(report: ReplayReport, out: Console) -> None:
+    """The terminal table (one row per variant), errors and fidelity notes under it."""
+    rows = []
+    for row in report.rows:
+        t, o = row.replayed, row.original
+        rows.append([row.variant, str(t.total), *(str(t.outcomes[x]) for x in OUTCOMES), pct(t.failure_rate),
+                     interval_text(t.interval), f"{o.outcomes['failed']}/{o.total}", pct(o.failure_rate),
+                     f"{row.forced[0]}/{row.forced[1]}" if row.forced else ""])
+    print_table(out, "Replays by variant", REPLAY_COLUMNS, rows,
+                caption="ok = completed, rate = failed / (replays - unfin), recorded = failed / requests as "
+                        "recorded, forced = forced call happened / known")
+    with_errors = [r for r in report.rows if r.errors]
+    if with_errors:
+        out.print("Errors:", style="bold")
+        for r in with_errors:
+            out.print(f"  {r.variant}: " + "; ".join(f"{k} ×{n}" for k, n in r.errors.items()))
+    if report.notes:
+        out.print("Fidelity notes (what the replay could not reproduce exactly):", style="bold")
+        for n in report.notes:
+            out.print(f"  {n.kind} ({_count(n.requests, 'request')}): {n.example}")
+    if report.setup_errors:
+        out.print(f"{_count(report.setup_errors, 'replay')} got an error while their context was recreated.")
+    if report.details:
+        out.print("Unfinished replays: " + "; ".join(report.details))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def render_json(report: ReplayReport) -> str:

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rtreplay.cli.location import Location
 from rtreplay.analyzer.state.request import PAIRINGS, Request
 from rtreplay.analyzer.report.render import render_csv, render_json, render_markdown, render_table
+from rtreplay.analyzer.report import terminal
 from rtreplay.analyzer.report.html import render_html
 from rtreplay.analyzer.report.tool_choice import SPLIT_HELP, Filters, ReportError, build_report, parse_splits, parse_time
 from rtreplay.analyzer.report.timelines import load_timelines
@@ -48,8 +49,12 @@ def load_requests(arc: Archive, sessions: Sequence[str], show_progress: bool | N
 
     enabled = sys.stderr.isatty() if show_progress is None else show_progress
     with _progress(enabled, len(arc.files)) as advance:
-        return gather.gather(arc, sessions, jobs or gather.default_jobs(), advance,
-                             min_pool_bytes=gather.POOL_MIN_BYTES if jobs is None else 0)
+        found, problems = gather.gather(arc, sessions, jobs or gather.default_jobs(), advance,
+                                        min_pool_bytes=gather.POOL_MIN_BYTES if jobs is None else 0)
+    unreadable = {p.split(": ", 1)[0] for p in problems}
+    if arc.files and all(f.path in unreadable for f in arc.files):  # an empty report would read as "no requests"
+        raise ArchiveError(f"{arc.location}: nothing could be read ({problems[-1]})")
+    return found, problems
 
 
 def _days(filters: Filters) -> tuple[str | None, str | None]:
@@ -166,14 +171,14 @@ def _print(report, voice_reports: dict, fmt: str) -> None:  # type: ignore[no-un
     from rtreplay.analyzer.report.voice_render import dumps, render_table as render_voice_table
 
     if fmt == "table":
-        # Piped output is not cut to Rich's 80-column default: the tool_choice table needs ~100.
-        out = Console(highlight=False)
+        out = terminal.console()  # the terminal's width ($COLUMNS if set), else wide enough for a file or pipe
         if report is not None:
-            render_table(report, out if out.is_terminal else Console(highlight=False, width=120))
+            render_table(report, out)
         for i, r in enumerate(voice_reports.values()):
             if i or report is not None:
                 out.print()
-            render_voice_table(r, out if out.is_terminal else Console(highlight=False, width=80))
+            render_voice_table(r, out if out.is_terminal or os.environ.get("COLUMNS")
+                               else Console(highlight=False, width=80))
     elif report is not None and voice_reports:
         if fmt == "json":
             click.echo(dumps({"report": "rtreplay.all", "version": 1, "reports": {

@@ -14,7 +14,7 @@ import duckdb
 from rtreplay.cli.location import Location
 from rtreplay import queries
 from rtreplay.queries import output
-from rtreplay.queries.loader import SqlError, one_line
+from rtreplay.queries.loader import VIEWS, SqlError, one_line
 
 BATCH_ROWS = 10_000
 
@@ -81,8 +81,7 @@ def sql(archive: Path, query: str | None, sql_file: Path | None, show_views: boo
         out_path: Path | None) -> None:
     """Run SQL over ARCHIVE with every view registered (docs/sql.md lists them).
 
-    Views: events, sessions, session_config, requests, answers, responses, outcomes, tool_calls, errors,
-    turns. Open sessions (journals) are included.
+    Views: {views}. Open sessions (journals) are included.
 
     \b
     Examples:
@@ -128,3 +127,6 @@ def query(archive: Path, name: str | None, fmt: str, out_path: Path | None) -> N
     except SqlError as exc:
         raise click.ClickException(str(exc)) from None
     _emit(archive, text, fmt, out_path)
+
+
+sql.help = (sql.help or "").replace("{views}", ", ".join(VIEWS))  # the list is `queries.loader.VIEWS`, never a copy

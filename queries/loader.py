@@ -241,7 +241,8 @@ def connect(
             parquet = REMOTE_TABLE
         loaded = _read_journals(arc, journal_files, on_problem) if journals else None
         if parquet is None and loaded is None:
-            raise SqlError(f"{arc.location}: no readable archive files (only unreadable or skipped journals)")
+            why = f" ({problems[-1]})" if problems else " (only unreadable or skipped journals)"
+            raise SqlError(f"{arc.location}: nothing could be read{why}")
     if loaded is not None:
         con.register(LOADED_TABLE, loaded)
     for name, sql in _view_statements(events_source(parquet, loaded is not None), MATERIALIZED, prices):

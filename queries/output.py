@@ -1,6 +1,7 @@
 """Write a query's rows as an aligned text table, CSV, JSON or Parquet, streaming Arrow record batches.
 
-Conventions: NULL is an empty CSV cell, `null` in JSON and `NULL` in the table; timestamps are ISO 8601
+Conventions: NULL is an empty CSV cell, `null` in JSON and `NULL` in the table; floats are exact in CSV and
+JSON and have 6 significant digits in the table; timestamps are ISO 8601
 (UTC); binary values are base64; columns of DuckDB type JSON are embedded as JSON values in `json` output
 and printed as their text elsewhere; lists and structs become JSON text in CSV and the table.
 """
@@ -33,8 +34,15 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
+def _table_text(value: Any) -> str:
+    """A table cell: floats to 6 significant digits (the binary noise of 0.5673817000000004 is no information)."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return _text(value, "NULL")
+
+
 def _text(value: Any, null: str) -> str:
-    """One value as text for CSV cells and table cells."""
+    """One value as text for CSV cells (exact) and table cells."""
     if value is None:
         return null
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
@@ -82,7 +90,7 @@ def write_table(schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: TextI
     extra = 0
     for row in _rows(batches):
         if len(rows) < TABLE_ROWS:
-            cells = [_text(v, "NULL").replace("\n", " ") for v in row.values()]
+            cells = [_table_text(v).replace("\n", " ") for v in row.values()]
             rows.append([c if len(c) <= CELL_WIDTH else c[: CELL_WIDTH - 1] + "…" for c in cells])
         else:
             extra += 1

@@ -59,9 +59,16 @@ def session_day(session_id: str) -> str:
     return "unknown"
 
 
-def parquet_path(out: Path, session_id: str, part: int | None = None) -> Path:
+def parquet_path(out: Path, session_id: str, part: int | None = None, day: str | None = None) -> Path:
+    """Where a session's Parquet file goes; `day` (YYYY-MM-DD) for an id that does not start with its date."""
     name = session_id if part is None else f"{session_id}.part-{part:04d}"
-    return Path(out) / "events" / f"date={session_day(session_id)}" / f"{name}{PARQUET_SUFFIX}"
+    return Path(out) / "events" / f"date={day or session_day(session_id)}" / f"{name}{PARQUET_SUFFIX}"
+
+
+def session_exists(out: Path, session_id: str) -> bool:
+    """Does the archive at `out` hold a file (Parquet, part or journal) of `session_id`?"""
+    names = (f"{session_id}{PARQUET_SUFFIX}", f"{session_id}.part-", f"{session_id}{JOURNAL_SUFFIX}")
+    return Path(out).is_dir() and any(p.name.startswith(names) for p in Path(out).rglob(f"{session_id}*"))
 
 
 def journal_path(out: Path, session_id: str) -> Path:

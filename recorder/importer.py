@@ -40,7 +40,7 @@ class ImportFailed(Exception):
 class Imported:
     session_id: str
     path: Path
-    events: int
+    events: int  # one per line of the file (lines that are not JSON become invalid.json records)
     invalid_lines: int
 
 
@@ -80,7 +80,9 @@ def _split(line: str) -> tuple[str, str | None, int | None]:
 
 
 def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Imported:
-    """Write the events of `src` as one session of the archive at `out`."""
+    """Write the events of `src` as one new session of the archive at `out`, under the day of its first event
+    (the file's modification time if no line has a timestamp), after a `proxy.open` record saying where it came
+    from. An existing session is never overwritten."""
     src = Path(src)
     try:
         lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -91,6 +93,9 @@ def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Importe
     parsed = [_split(ln) for ln in lines]
     first_ts = next((ts for _, _, ts in parsed if ts is not None), int(src.stat().st_mtime * 1e9))
     sid = session_id or new_session_id(first_ts)
+    if archive.session_exists(out, sid):
+        raise ImportFailed(f"session {sid} is already in {out}: leave out --session-id, or choose another one")
+    day = dt.datetime.fromtimestamp(first_ts / 1e9, dt.timezone.utc).strftime("%Y-%m-%d")
     rec = SessionRecorder(sid)
     rows = [rec.open({"source": "import", "file": src.name, "headers": []}, 0, first_ts)]
     wall = first_ts
@@ -107,5 +112,5 @@ def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Importe
         invalid += record[5] == INVALID_JSON
         rows.append(record)
     table = pa.Table.from_batches([records_to_batch(rows)])
-    path = archive.write_parquet(table, archive.parquet_path(Path(out), sid))
-    return Imported(sid, path, len(rows), invalid)
+    path = archive.write_parquet(table, archive.parquet_path(Path(out), sid, day=day))
+    return Imported(sid, path, len(parsed), invalid)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,7 @@ class _Session:
             self._dialing = False
             message = f"upstream {upstream.url} unreachable: {exc or type(exc).__name__}"
             self.link.send_json(self.conn, framing.ERROR, {"error": message, "status": 502})
+            self.proxy.log(f"{message} (the app got HTTP 502)")
             if not self.client.closed:
                 self.client.transport.write(_http_error("502 Bad Gateway", message))  # type: ignore[union-attr]
                 self.client.close()
@@ -248,6 +250,7 @@ class _Session:
         """`--upstream-timeout` ran out: say so in the archive and to the app, then end the session."""
         timeout = self.proxy.upstream_timeout
         message = f"upstream timeout: nothing from the upstream for {timeout:g} s after the app last sent"
+        self.proxy.log(message)
         self.link.send_json(self.conn, framing.ERROR, {"error": message, "upstream_timeout_s": timeout})
         if not self.client.closed and self.client.transport is not None:
             if boundary.in_head:
@@ -291,12 +294,14 @@ class Proxy:
     `authorization` is a full header value added to upgrade requests that carry none. `ssl_context`
     verifies the upstream's certificate (default: the system's trust store, hostname checked).
     `upstream_timeout` (seconds, off when None) ends a session whose upstream went silent
-    (`rtreplay.recorder.watchdog`).
+    (`rtreplay.recorder.watchdog`). `log` hears one line per session the proxy could not serve.
     """
 
     def __init__(self, upstream: str, link: RecorderLink, authorization: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None, upstream_timeout: float | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, upstream_timeout: float | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self.upstream = Upstream.parse(upstream)
+        self.log = log or (lambda _line: None)  # one line per thing the operator should know (the CLI prints it)
         self.upstream_timeout = upstream_timeout
         self.link = link
         self.authorization = authorization
@@ -344,8 +349,14 @@ class Proxy:
             self._idle.set()
 
     async def listen(self, host: str, port: int) -> int:
-        """Start accepting; returns the bound port."""
-        self._server = await self.loop.create_server(self._accept, host, port)
+        """Start accepting; returns the bound port. A port in use is a one-line `OSError`."""
+        try:
+            self._server = await self.loop.create_server(self._accept, host, port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(exc.errno, f"{host}:{port} is already in use (another proxy?): choose another "
+                                         "--listen port") from None
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self, timeout: float = 5.0) -> None:
@@ -376,8 +387,8 @@ class RunningProxy:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen must be HOST:PORT, not {listen!r}")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--listen must be HOST:PORT with a port from 0 to 65535, not {listen!r}")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
@@ -385,7 +396,8 @@ def parse_listen(listen: str) -> tuple[str, int]:
 async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audio: str = "keep",
                   flush_interval: float = 0.5, auth_env: str | None = None, authorization: str | None = None,
                   ssl_context: ssl.SSLContext | None = None, high_water: int = 64 << 20,
-                  upstream_timeout: float | None = None) -> AsyncIterator[RunningProxy]:
+                  upstream_timeout: float | None = None, log: Callable[[str], None] | None = None
+                  ) -> AsyncIterator[RunningProxy]:
     """Run a recording proxy until the block exits; every session is then finalized to Parquet.
 
     A recorder process is started first; it recovers leftover journals under `out` and then records
@@ -404,7 +416,7 @@ async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audi
     link = await RecorderLink.start(Path(out), audio=audio, flush_interval=flush_interval, high_water=high_water,
                                     secrets=[authorization] if authorization else [])
     try:
-        proxy = Proxy(upstream, link, authorization, ssl_context, upstream_timeout)
+        proxy = Proxy(upstream, link, authorization, ssl_context, upstream_timeout, log)
         bound = await proxy.listen(host, port)
         try:
             yield RunningProxy(f"ws://{host}:{bound}", bound, proxy, link)

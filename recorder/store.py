@@ -98,13 +98,16 @@ class Archive:
         try:
             info = fs.get_file_info(root)
             if info.type == pafs.FileType.File:
+                if not info.base_name.endswith((PARQUET_SUFFIX, JOURNAL_SUFFIX)):
+                    raise ArchiveError(f"{name}: not an archive (give its directory, a .parquet file or a "
+                                       ".arrows journal)")
                 return cls(name, fs, [ArchiveFile(root, info.size or 0)], is_file=True, root=root)
             infos = _listing(fs, root, days)
         except OSError as exc:
             raise ArchiveError(f"{name}: cannot be listed ({exc})") from None
         if infos is None:
             raise ArchiveError(f"{name}: no such file or directory")
-        return cls(name, fs, *_list(infos, _manifests(fs, infos)), root=root)
+        return cls(name, fs, *_list(infos, root, _manifests(fs, infos)), root=root)
 
     @cached_property
     def sessions(self) -> dict[str, list[ArchiveFile]]:
@@ -261,14 +264,16 @@ def _manifests(fs: pafs.FileSystem, infos: list[pafs.FileInfo]) -> dict[str, set
     return out
 
 
-def _list(infos: list[pafs.FileInfo],
+def _list(infos: list[pafs.FileInfo], root: str = "",
           manifests: dict[str, set[str]] | None = None) -> tuple[list[ArchiveFile], list[ArchiveProblem]]:
-    """Archive files among a recursive listing, in session order, and the files that are not part of it.
+    """Archive files among a recursive listing of `root`, in session order, and the files that are not part of it.
 
     A journal whose session already has a Parquet file is skipped: it is a leftover of a crash between
     the rename and the unlink, and the Parquet file holds the same events. Compaction is atomic for
     readers: a compacted file counts only once its manifest exists, and then the files it replaced do not.
+    Other files directly under `root` (a README.txt beside the archive) are ignored; deeper ones are problems.
     """
+    top = root.rstrip("/")
     manifests = manifests or {}
     replaced = set().union(*manifests.values()) if manifests else set()
     files: list[ArchiveFile] = []
@@ -285,7 +290,7 @@ def _list(infos: list[pafs.FileInfo],
             files.append(f)
         elif f.is_journal:
             journals.append(f)
-        elif not f.name.endswith(TMP_SUFFIX):  # a write in progress (or abandoned): never part of the archive
+        elif not f.name.endswith(TMP_SUFFIX) and info.path.rsplit("/", 1)[0] != top:  # *.tmp: a write in progress
             problems.append(ArchiveProblem(f.path, "not a Parquet file or journal; skipped"))
     finished = {f.session_id for f in files}
     files += [j for j in journals if j.session_id not in finished]

@@ -6,8 +6,10 @@
 
 Checks (exit 1 on failure, 2 when no Chromium is installed): Chromium's DOM after loading the file still
 holds every SVG chart of the file (two for the tool_choice page, more with the voice reports' sections), their
-marks and every failed-request row; the page loaded with networking off; the
-screenshot is not blank (a blank page compresses to a few kilobytes). Look at the screenshot to judge it.
+marks and every failed-request row; the page loaded with networking off; the screenshot is not blank (a blank
+page compresses to a few kilobytes); laid out 1400 px wide, no table overflows its box (no scrollbar, nothing
+clipped) and no two chart labels on one line overlap (measured by a probe page that frames the report; the
+report itself has no scripts). Look at the screenshot to judge it.
 """
 from __future__ import annotations
 
@@ -20,6 +22,26 @@ from pathlib import Path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 MIN_PNG_BYTES = 20_000
+LAYOUT_WIDTH = 1400
+# Frames the report and writes what it measured into its own DOM, which --dump-dom prints.
+PROBE = """<!DOCTYPE html><html><body><iframe id="f" src="REPORT" style="width:WIDTHpx;height:900px;border:0"></iframe>
+<pre id="out">not measured</pre><script>
+document.getElementById("f").onload = () => {
+  const d = document.getElementById("f").contentDocument, found = [];
+  d.querySelectorAll("table").forEach(t => {
+    if (t.scrollWidth > t.clientWidth + 1 || t.getBoundingClientRect().right > d.documentElement.clientWidth + 1)
+      found.push("table clipped: " + (t.previousElementSibling || {}).textContent);
+  });
+  d.querySelectorAll("svg").forEach(svg => {
+    const rows = {};
+    svg.querySelectorAll("text").forEach(t => (rows[t.getAttribute("y")] ||= []).push(t.getBoundingClientRect()));
+    Object.values(rows).forEach(r => r.sort((a, b) => a.left - b.left).forEach((box, i) => {
+      if (i && box.left < r[i - 1].right) found.push("chart labels overlap at x=" + Math.round(box.left));
+    }));
+  });
+  document.getElementById("out").textContent = ["measured", ...found].join(String.fromCharCode(10));
+};
+</script></body></html>"""
 
 
 def find_browser() -> str | None:
@@ -40,7 +62,11 @@ def check(html: Path, screenshot: Path, browser: str) -> list[str]:
     problems = []
     with tempfile.TemporaryDirectory() as profile:
         dom = chromium(browser, profile, "--dump-dom", url).stdout
-        shot = chromium(browser, profile, "--window-size=1200,1800", f"--screenshot={screenshot}", url)
+        shot = chromium(browser, profile, f"--window-size={LAYOUT_WIDTH},1800", f"--screenshot={screenshot}", url)
+        probe = Path(profile) / "probe.html"
+        probe.write_text(PROBE.replace("REPORT", url).replace("WIDTH", str(LAYOUT_WIDTH)), encoding="utf-8")
+        measured = chromium(browser, profile, "--allow-file-access-from-files", "--virtual-time-budget=10000",
+                            f"--window-size={LAYOUT_WIDTH + 40},1000", "--dump-dom", probe.as_uri()).stdout
     if dom.count("<svg") != source.count("<svg") or dom.count("<svg") < 1:
         problems.append(f"{source.count('<svg')} SVG charts in the file, {dom.count('<svg')} in the rendered DOM")
     for mark, what in (("<circle", "failure-rate dots"), ("<rect", "time bars")):
@@ -48,6 +74,10 @@ def check(html: Path, screenshot: Path, browser: str) -> list[str]:
             problems.append(f"{what}: {source.count(mark)} in the file, {dom.count(mark)} rendered")
     if source.count('class="failed"') != dom.count('class="failed"'):
         problems.append("not every failed-request row made it into the rendered DOM")
+    layout = measured.split('<pre id="out">', 1)[-1].split("</pre>", 1)[0]
+    if not layout.startswith("measured"):
+        problems.append(f"the layout probe did not run: {layout[:200]!r}")
+    problems += [f"at {LAYOUT_WIDTH} px: {line}" for line in layout.splitlines()[1:] if line]
     if not screenshot.exists():
         problems.append(f"no screenshot written: {shot.stderr.strip()[-300:]}")
     elif screenshot.stat().st_size < MIN_PNG_BYTES:

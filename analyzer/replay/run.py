@@ -58,8 +58,10 @@ def select(archive: Path, selection: Selection) -> list[Request]:
     """The recorded requests `selection` picks, in (session, seq) order."""
     found = match.requests(archive, sessions=list(selection.sessions) or None)
     wanted = _where(archive, selection.where) if selection.where else None
+    # An explicit --response-id is that request whatever its scope: the scope filter is only a default.
+    any_scope = selection.scope == "all" or bool(selection.response_ids)
     return [r for r in found
-            if (selection.scope == "all" or r.scope == selection.scope)
+            if (any_scope or r.scope == selection.scope)
             and (not selection.response_ids or r.response_id in selection.response_ids)
             and (not selection.failed or r.outcome == "failed")
             and (not selection.forms or r.form_sent in selection.forms)
@@ -175,8 +177,35 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+def target_base(target: str) -> str:
+    """The base URL (`ws://HOST:PORT[/prefix]`) of a `--target`: a base URL, `…/v1`, or `…/v1/realtime[?model=…]`.
+
+    Replays connect to `{base}/v1/realtime?model=<recorded model>`, so the forms an SDK user has at hand (the
+    `websocket_base_url` ending in /v1, or the full URL of the Agents SDK) name the same server.
+    """
+    parts = urlsplit(target)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ReplayError(f"--target must be `sim` or a ws:// or wss:// URL (e.g. ws://127.0.0.1:8765/v1), "
+                          f"not {target!r}")
+    try:
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        raise ReplayError(f"--target {target!r}: the port is not a number from 0 to 65535") from None
+    path = parts.path.rstrip("/")
+    for suffix in ("/v1/realtime", "/v1"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    else:
+        if parts.query:
+            raise ReplayError(f"--target {target!r}: a query goes only on a …/v1/realtime URL")
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
 def targets(jobs: Sequence[Job], target: str | None) -> list[str]:
     """The URL each job goes to: `target`, else its session's recorded upstream."""
+    if target is not None:
+        target = target_base(target)
     out = []
     for job in jobs:
         url = target or job.upstream

@@ -87,7 +87,9 @@ def prepare(gate: Gate) -> tuple[list[Any], list[str]]:
     gate = gate.opened()
     requests = select(gate.archive, gate.selection)
     if not requests:
-        raise ReplayError(f"{gate.archive}: no recorded request matches (out-of-band only unless scope all)")
+        sel = gate.selection
+        scoped = "" if sel.response_ids or sel.scope == "all" else f" (only {sel.scope} requests unless --scope all)"
+        raise ReplayError(f"{gate.archive}: no recorded request matches{scoped}")
     if gate.target:
         return requests, [gate.target]
     upstreams = recorded_upstreams(gate.archive, [r.session_id for r in requests])

@@ -59,9 +59,8 @@ def _compare(scope: str, groups: list[Group]) -> Headline:
                 f"with at least {MIN_DECIDED} decided requests ({forms}).")
         return Headline(text, scope, worst, best, True)
     # Every form tied at the best rate is named: "does a string form avoid it?" wants them all. The
-    # overlap verdict uses the tied form with the widest interval, so it never overclaims. A form whose
-    # requests were all rejected never ran, so it is no evidence of avoiding failure.
-    ties = [g for g in groups if g.failure_rate == best.failure_rate and g.outcomes["rejected"] < g.decided] or [best]
+    # overlap verdict uses the tied form with the widest interval, so it never overclaims.
+    ties = [g for g in groups if g.failure_rate == best.failure_rate]
     best = max(ties, key=lambda g: (g.interval[1], -g.decided)) if len(ties) > 1 else best  # type: ignore[index]
     assert worst.interval is not None and best.interval is not None  # decided >= MIN_DECIDED > 0
     overlap = worst.interval[0] <= best.interval[1]
@@ -82,14 +81,16 @@ def headline_of(groups: Sequence[Group]) -> Headline:
     """Compare failure rates by form, out-of-band requests first, then the default conversation.
 
     `groups` are split by scope alone (one per form and scope).
-    A form takes part only with at least `MIN_DECIDED` decided requests; with fewer than two such forms
-    in a scope that scope cannot answer, and with no scope able to, the headline says so plainly.
+    A form takes part only with at least `MIN_DECIDED` decided requests and only if it ran: a form whose
+    requests were all rejected was never tried, so it is no evidence of failing or of avoiding failure.
+    With fewer than two such forms in a scope that scope cannot answer, and with no scope able to, the
+    headline says so plainly.
     """
     if not groups:
         return Headline("No requests to report (the archive holds no response.create, or none match the filters).")
     by_scope = {s: [g for g in groups if g.split[0][1] == s] for s in _SCOPE_WORDS}
     for scope in _SCOPE_WORDS:
-        enough = [g for g in by_scope[scope] if g.decided >= MIN_DECIDED]
+        enough = [g for g in by_scope[scope] if g.decided >= MIN_DECIDED and g.outcomes["rejected"] < g.decided]
         if len(enough) >= 2:
             result = _compare(scope, enough)
             if scope == "default" and by_scope["out-of-band"]:

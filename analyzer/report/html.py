@@ -8,6 +8,8 @@ Every value from the archive is HTML-escaped, so recorded payloads cannot inject
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -17,20 +19,28 @@ from rtreplay.analyzer.report.render import error_text, forced_text
 from rtreplay.analyzer.report.tool_choice import Group, Report, interval_text, pct
 from rtreplay.analyzer.report.timelines import TimelineEvent
 
+# One hue per outcome, told apart at a glance (cancelled amber, rejected teal: no two similar oranges).
 COLOURS = {"completed": "#2e7d32", "failed": "#c62828", "cancelled": "#f9a825", "incomplete": "#6a1b9a",
-           "rejected": "#ef6c00", "unfinished": "#9e9e9e"}
+           "rejected": "#00838f", "unfinished": "#9e9e9e"}
+LABEL_FORMATS = {"day": "%Y-%m-%d", "hour": "%m-%d %H:00", "minute": "%H:%M", "second": "%H:%M:%S"}
+LABEL_CHAR_PX = 6.5  # width of one character of a 10px axis label, generously
 SCOPE_COLOURS = {"out-of-band": "#c62828", "default": "#1565c0"}
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1100px;color:#222;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1500px;color:#222;padding:0 16px}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:32px;border-bottom:1px solid #ddd}
 .headline{font-size:16px;font-weight:600;background:#f5f5f5;border-left:4px solid #c62828;padding:10px 14px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0;display:block;overflow-x:auto;max-width:100%} th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}
 th{background:#fafafa;white-space:nowrap} td{white-space:nowrap;vertical-align:top} td.l,th.l{text-align:left}
-td.wrap{white-space:normal;min-width:160px} code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+td.wrap{white-space:normal;min-width:160px} td.cmd{white-space:normal;overflow-wrap:anywhere;min-width:220px} code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 pre{white-space:pre-wrap;word-break:break-all;margin:0;max-width:640px} tr.mark{background:#fff3e0}
 .legend span{display:inline-block;margin-right:14px} .legend i{display:inline-block;width:11px;height:11px;margin-right:4px}
 .muted{color:#777} svg text{font-family:system-ui,sans-serif}
 """
+
+
+def _inline_code(text: str) -> str:
+    """Escaped text whose `backticked` spans become <code> (the headline is written for Markdown too)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
 
 
 def _label(g: Group) -> str:
@@ -84,8 +94,10 @@ def time_chart(report: Report) -> str:
         y = top + height * (1 - frac)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" stroke="#e0e0e0"/>'
                      f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{round(peak * frac)}</text>')
-    fmt = "%m-%d %H:00" if report.time_unit == "hour" else "%Y-%m-%d"
-    label_every = max(1, round(len(buckets) / 10))
+    fmt = LABEL_FORMATS.get(report.time_unit, "%Y-%m-%d %H:%M:%S")
+    # Labels never overlap: every n-th bucket, n so that one label's width (plus a gap) fits in n steps.
+    label_px = len(dt.datetime(2000, 12, 31, 23, 59, 59).strftime(fmt)) * LABEL_CHAR_PX + 12
+    label_every = max(1, math.ceil(label_px / step))
     for i, b in enumerate(buckets):
         x0, y = left + i * step, top + height
         for outcome in OUTCOMES:
@@ -139,7 +151,7 @@ def _failed_table(report: Report, timelines: Mapping[str, Sequence[TimelineEvent
         rows.append(f'<tr class="failed"><td class="l">{link}</td><td class="l">{r.ts.strftime("%Y-%m-%d %H:%M:%S")}</td>'
                     f'<td class="l"><code>{escape(r.form_sent)}</code></td><td class="l">{escape(r.scope)}</td>'
                     f'<td class="l">{error}</td><td class="l">{escape(r.response_id or "")}</td>'
-                    f'<td class="l"><code>{escape(show_command(report.source, r))}</code></td></tr>')
+                    f'<td class="l cmd"><code>{escape(show_command(report.source, r))}</code></td></tr>')
     return ('<table><tr><th class="l">request</th><th class="l">time (UTC)</th><th class="l">form</th>'
             '<th class="l">scope</th><th class="l">error</th><th class="l">response</th>'
             '<th class="l">timeline</th></tr>' + "".join(rows) + "</table>")
@@ -184,7 +196,7 @@ def render_html(report: Report, timelines: Mapping[str, Sequence[TimelineEvent]]
         f"<title>rtreplay analyze — {escape(report.source or '')}</title><style>{CSS}</style></head><body>",
         f"<h1>Failure report by tool_choice form</h1><p class='muted'>{escape(report.source or '')} · "
         f"{t.requests} requests · split by {escape(', '.join(report.splits) or 'nothing')} · made {made}</p>",
-        f'<p class="headline">{escape(report.headline.text)}</p>',
+        f'<p class="headline">{_inline_code(report.headline.text)}</p>',
         f"<p>All requests: failure rate {pct(t.failure_rate)} ({t.failed}/{t.decided}, 95% CI "
         f"{interval_text(t.interval)}); rejected {t.outcomes['rejected']}, unfinished {t.outcomes['unfinished']}.</p>",
         f"<h2>Failure rate by form (95% Wilson interval)</h2>{rate_chart(report.groups)}",

@@ -10,11 +10,10 @@ import io
 import json
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from rtreplay.analyzer.state.request import OUTCOMES
+from rtreplay.analyzer.report.terminal import Column, print_table
 from rtreplay.analyzer.report.tool_choice import ErrorCount, Group, Headline, Report, interval_text, pct
 
 JSON_VERSION = 1
@@ -137,32 +136,26 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-# Terminal headers are short and top errors go under the table, so that the numbers fit a 100-column terminal.
-TABLE_HEADERS = ("req", "ok", "failed", "cancel", "incompl", "reject", "unfin", "rate", "95% CI", "forced")
+# Terminal headers are short and top errors go under the table, so that the numbers fit a terminal
+# (narrower ones get a compact or stacked layout: rtreplay.analyzer.report.terminal).
+TABLE_COLUMNS = (Column("req"), Column("ok"), Column("failed", style="red", short="fail"),
+                 Column("cancel", optional=True, short="canc"), Column("incompl", optional=True, short="inc"),
+                 Column("reject", optional=True, short="rej"), Column("unfin", optional=True, short="unf"),
+                 Column("rate"), Column("95% CI", short="CI"), Column("forced", optional=True, short="forc"))
 
 
 def render_table(report: Report, console: Console) -> None:
     """The terminal table (one row per group), the top errors per group under it, then the headline."""
-    table = Table(title="Requests by tool_choice form", title_justify="left", box=box.SIMPLE_HEAD,
-                  collapse_padding=True, caption_justify="left",
-                  caption="ok = completed, unfin = unfinished, rate = failed / (req - unfin), "
-                          "forced = forced call happened / known")
-    table.add_column("form", style="bold", no_wrap=True)
-    for s in report.splits:
-        table.add_column(s, no_wrap=True, overflow="ellipsis", max_width=28)
-    for h in TABLE_HEADERS:
-        table.add_column(h, justify="right", no_wrap=True, min_width=len(h), style="red" if h == "failed" else None)
-
     def cells(g: Group) -> list[str]:
         return [str(g.requests), *(str(g.outcomes[o]) for o in OUTCOMES), pct(g.failure_rate),
                 interval_text(g.interval), forced_text(g)]
 
-    for g in report.groups:
-        table.add_row(g.form, *(_cell(v) for _, v in g.split), *cells(g))
-    if report.groups:
-        table.add_section()
-        table.add_row("all", *("" for _ in report.splits), *cells(report.total), style="dim")
-    console.print(table)
+    columns = [Column("form"), *(Column(s, justify="left") for s in report.splits), *TABLE_COLUMNS]
+    rows = [[g.form, *(_cell(v) for _, v in g.split), *cells(g)] for g in report.groups]
+    total = ["all", *("" for _ in report.splits), *cells(report.total)] if report.groups else None
+    print_table(console, "Requests by tool_choice form", columns, rows, total=total, labels=1 + len(report.splits),
+                caption="ok = completed, unfin = unfinished, rate = failed / (req - unfin), "
+                        "forced = forced call happened / known")
     with_errors = [g for g in report.groups if g.top_errors]
     if with_errors:
         console.print("Top errors:", style="bold")

@@ -273,8 +273,13 @@ class TimeBucket:
     outcomes: dict[str, int]
 
 
+TIME_UNITS = (("day", 86400, 3 * 86400), ("hour", 3600, 2 * 3600), ("minute", 60, 2 * 60))  # unit, s, if span >
+
+
 def over_time(requests: Sequence[Request]) -> tuple[str, tuple[TimeBucket, ...]]:
-    """Outcome counts per hour (data spanning up to three days) or per day, empty buckets included."""
+    """Outcome counts per time bucket, empty buckets included: per day when the requests span more than three
+    days, per hour over two hours, per minute over two minutes, else per second (a demo-length archive still
+    gets a few bars, not one)."""
     if not requests:
         return "hour", ()
     stamps = [_utc(r.ts).timestamp() for r in requests]
@@ -283,12 +288,13 @@ def over_time(requests: Sequence[Request]) -> tuple[str, tuple[TimeBucket, ...]]
     return unit, time_buckets(unit, Counter((int(t // step), r.outcome) for t, r in zip(stamps, requests)))
 
 
-STEPS = {"hour": 3600, "day": 86400}
+STEPS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 def time_unit(first: float, last: float) -> str:
-    """Hours for data spanning up to three days (epoch seconds), else days."""
-    return "hour" if last - first <= 3 * 86400 else "day"
+    """The bucket for data from `first` to `last` (epoch seconds): days over three days, hours over two hours,
+    minutes over two minutes, else seconds (a demo-length archive still gets a few bars, not one)."""
+    return next((unit for unit, _, above in TIME_UNITS if last - first > above), "second")
 
 
 def time_buckets(unit: str, counts: Counter[tuple[int, str]]) -> tuple[TimeBucket, ...]:

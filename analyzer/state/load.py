@@ -41,7 +41,10 @@ class Scan:
 
 
 def scan(source: Source) -> Scan:
-    """All events of an archive as a LazyFrame; unreadable files are listed."""
+    """All events of an archive as a LazyFrame; unreadable files are listed.
+
+    Raises `ArchiveError` when there are archive files but none could be read.
+    """
     arc = Archive.open(source)
     problems = list(arc.problems)
     current: list[str] = []
@@ -60,6 +63,10 @@ def scan(source: Source) -> Scan:
             problems.append(ArchiveProblem(str(f), note))
         others.append(pl.from_arrow(table).lazy())  # type: ignore[union-attr]
     frames = ([pl.scan_parquet(current, hive_partitioning=False)] if current else []) + others
+    if arc.files and not frames:  # an empty table would read as "no requests": say nothing could be read
+        last = problems[-1]
+        raise ArchiveError(f"{arc.location}: nothing could be read ({last.message})" if arc.is_file
+                           else f"{arc.location}: nothing could be read ({last})")
     if not frames:
         frames = [pl.from_arrow(EVENT_SCHEMA.empty_table()).lazy()]  # type: ignore[union-attr]
     return Scan(pl.concat(frames, how="vertical"), problems)

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from rtreplay.analyzer.state.match import match_events
 from rtreplay.analyzer.state.reduce import finish, fold
 from rtreplay.analyzer.state.session import TOP_LEVEL_AUDIO, Event, SessionState
+from rtreplay.recorder.schema import PROXY_CLOSE, PROXY_ERROR, PROXY_OPEN
 
 
 def rebuild(events: Sequence[Event], session_id: str | None = None, *, strict: bool = False) -> SessionState:
@@ -99,20 +102,50 @@ ARROW = {"client": "→", "server": "←", "proxy": "·"}
 AUDIO_TYPES = TOP_LEVEL_AUDIO  # whose size is counted in bytes
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _close_side(close: Any) -> str:
+    if not isinstance(close, dict):
+        return "no close frame"
+    reason = f" {_json(close.get('reason'))}" if close.get("reason") else ""
+    return f"{close.get('code')}{reason}"
+
+
+def _proxy(t: str, d: dict[str, Any]) -> str:
+    """Lifecycle records: what the proxy saw, the reason first (JSON, as recorded)."""
+    if t == PROXY_CLOSE:
+        parts = [f"client {_close_side(d.get('client'))}", f"server {_close_side(d.get('server'))}"]
+        for key in ("first_close", "first_disconnect", "stopped"):
+            if d.get(key):
+                parts.append(f"{key}={d[key]}")
+        return f"{t} " + ", ".join(parts)
+    if t == PROXY_ERROR:
+        rest = {k: v for k, v in d.items() if k != "error"}
+        return f"{t} {d.get('error')}" + (f" {_json(rest)}" if rest else "")
+    if t == PROXY_OPEN:
+        target = f"{d.get('path') or ''}{'?' + d['query'] if d.get('query') else ''}"
+        return f"{t} {target} -> {d.get('upstream')}".rstrip()
+    return f"{t} {_json(d)}" if d else t
+
+
 def describe(e: Event) -> str:
-    """One line about one event: what happened, with the fields a reader needs."""
+    """One line about one event: what happened, with the fields a reader needs (values as JSON)."""
     d = e.data
     t = e.type
+    if e.direction == "proxy":
+        return _proxy(t, d)
     if t.endswith(".delta") or t == "input_audio_buffer.append":
         n = len(e.audio) if e.audio is not None else len(str(d.get("delta", "")))
         return f"{t} ({n} {'bytes' if e.audio is not None else 'chars'})"
     if t == "response.create":
         r = d.get("response") if isinstance(d.get("response"), dict) else {}
         keys = {k: r[k] for k in ("conversation", "tool_choice", "output_modalities", "metadata") if k in r}
-        return f"response.create {keys}" + (f" event_id={d['event_id']}" if d.get("event_id") else "")
+        return f"response.create {_json(keys)}" + (f" event_id={d['event_id']}" if d.get("event_id") else "")
     if t in ("response.created", "response.done"):
         r = d.get("response") if isinstance(d.get("response"), dict) else {}
-        extra = f" {r.get('status_details')}" if r.get("status_details") else ""
+        extra = f" {_json(r.get('status_details'))}" if r.get("status_details") else ""
         return f"{t} {r.get('id')} status={r.get('status')}{extra}"
     if t == "error":
         err = d.get("error") if isinstance(d.get("error"), dict) else {}
@@ -123,9 +156,9 @@ def describe(e: Event) -> str:
         return f"{t} {it.get('id')} {it.get('type')}/{it.get('role', '')} after {d.get('previous_item_id')}"
     if t.endswith(".done") and ("transcript" in d or "text" in d or "arguments" in d):
         value = d.get("transcript", d.get("text", d.get("arguments")))
-        return f"{t} {value!r}"[:200]
+        return f"{t} {_json(value)}"[:200]
     if t == "conversation.item.input_audio_transcription.completed":
-        return f"{t} {d.get('item_id')} {d.get('transcript')!r}"
+        return f"{t} {d.get('item_id')} {_json(d.get('transcript'))}"
     ids = " ".join(str(x) for x in (e.response_id, e.item_id) if x)
     return f"{t} {ids}".rstrip()
 

@@ -17,10 +17,16 @@ def test_demo_reports_and_replays_the_seed_failure(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     # The headline names the forced-function form as the failing one, with its exact count.
     assert "form `function` failed 100% (10/10" in result.output
-    # The replay reproduces the failure as recorded and clears it with tool_choice=required.
-    rows = {line.split("|")[1].strip(): line for line in result.output.splitlines() if line.startswith("| ")}
-    assert "| 20 | 0 | 20 |" in rows["recorded"]
-    assert "| 20 | 20 | 0 |" in rows["tool_choice=required"]
+    # The replay reproduces the failure as recorded and clears it with tool_choice=required (terminal table:
+    # variant, replays, completed, failed, ...).
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line.strip()}
+    assert rows["recorded"][1:4] == ["20", "0", "20"]
+    assert rows["tool_choice=required"][1:4] == ["20", "20", "0"]
+    # The "Next" block names a real failed request: its state command runs as printed.
+    state = next(line.split()[1:] for line in result.output.splitlines() if line.strip().startswith("rtreplay state"))
+    assert "SESSION" not in state and "RESPONSE_ID" not in state
+    shown = CliRunner().invoke(cli, state[: state.index("--before") + 2])
+    assert shown.exit_code == 0 and "function_call" in shown.output or "user:" in shown.output, shown.output
 
     # The archive it wrote answers the same question through `analyze --format json`.
     report = json.loads(CliRunner().invoke(cli, ["analyze", str(out / "logs"), "--format", "json"]).output)

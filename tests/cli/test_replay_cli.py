@@ -52,7 +52,8 @@ def test_non_loopback_target_needs_a_key_and_a_yes() -> None:
 
 
 def test_unreachable_target_fails_after_reporting(tmp_path: Path) -> None:
-    result = run("--target", "ws://127.0.0.1:1", "--failed", "--timeout", "5", "--record", str(tmp_path / "r"))
+    result = run("--target", "ws://127.0.0.1:1", "--failed", "--timeout", "5", "--record", str(tmp_path / "r"),
+                 "--format", "markdown")
     assert result.exit_code == 2
     assert "| recorded | 2 | 0 | 0 | 0 | 0 | 0 | 2 |" in result.output
     assert "no replay got an answer: connection ended" in result.output
@@ -73,7 +74,7 @@ def test_csv_report_against_the_simulator_and_the_key_is_never_recorded(tmp_path
 
 
 def test_markdown_report_lists_the_fidelity_notes() -> None:
-    result = run("--target", "sim", "--form", "required", "--session", SESSION_A)
+    result = run("--target", "sim", "--form", "required", "--session", SESSION_A, "--format", "markdown")
     assert result.exit_code == 0, result.output
     assert "| recorded | 1 | 1 | 0 |" in result.output
-    assert "- `user_audio_missing` (1 requests): user audio was not kept" in result.output
+    assert "- `user_audio_missing` (1 request): user audio was not kept" in result.output

@@ -11,6 +11,7 @@ import pytest
 from rtreplay import simulator
 from rtreplay.recorder import archive
 from rtreplay.recorder.proxy import running
+from conftest import SDK_PIN_SKIP
 
 FAKE_KEY = "sk-fake-sdk-test-key-1234567890abcdefghijklmnop"
 
@@ -83,6 +84,7 @@ async def test_openai_sdk_realtime_client_through_proxy(tmp_path: Path) -> None:
 
 
 async def test_openai_agents_realtime_runner_through_proxy(tmp_path: Path) -> None:
+    pytest.importorskip("agents", reason=SDK_PIN_SKIP)
     from agents import function_tool
     from agents.realtime import RealtimeAgent, RealtimeRunner
 

@@ -33,7 +33,7 @@ def test_direction_timestamp_wrappers_audio_and_bad_lines(tmp_path) -> None:
     src = tmp_path / "log.jsonl"
     src.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
     res = CliRunner().invoke(cli, ["import", str(src), "--out", str(tmp_path / "a"), "--session-id", "20260901T100000000000-test01"])
-    assert res.exit_code == 0 and "1 lines were not JSON" in res.output
+    assert res.exit_code == 0 and "5 events from" in res.output and "1 line not a JSON event" in res.output
     table = load.read_session(tmp_path / "a", "20260901T100000000000-test01")
     assert table.column("direction").to_pylist() == ["proxy", "client", "server", "client", "server", "server"]
     assert table.column("type").to_pylist()[-1] == "invalid.json"

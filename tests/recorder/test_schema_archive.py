@@ -85,7 +85,8 @@ def test_newer_version_and_garbage_are_reported_by_name(tmp_path) -> None:
     archive.write_parquet(good, archive.parquet_path(tmp_path, sid))
     future = good.replace_schema_metadata({schema.VERSION_KEY: b"99"})
     pq.write_table(future, tmp_path / "future.parquet")
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "events" / "notes.txt").write_text("hello")  # a stray file inside the archive's tree
+    (tmp_path / "README.txt").write_text("a note beside the archive: no problem")
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
     got = archive.read_archive(tmp_path)
     assert got.table.num_rows == 1
@@ -93,6 +94,7 @@ def test_newer_version_and_garbage_are_reported_by_name(tmp_path) -> None:
     assert "newer than this rtreplay" in messages["future.parquet"]
     assert "not a readable" in messages["broken.parquet"]
     assert "not a Parquet file or journal" in messages["notes.txt"]
+    assert "README.txt" not in messages
 
 
 def test_journal_cut_mid_batch_keeps_complete_batches(tmp_path) -> None:
