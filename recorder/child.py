@@ -206,6 +206,8 @@ class Connection:
                                         "dropped)", self._blind, None), mono_ns, wall_ns)
         closed = {"client": _close_info(self._closes.get(CLIENT)), "server": _close_info(self._closes.get(SERVER)),
                   "first_close": self._first_close, "first_disconnect": info.get("first_disconnect")}
+        if info.get("stopped"):
+            closed["stopped"] = info["stopped"]  # the proxy was stopped and said 1001 going away to both sides
         if any(self._unrecorded.values()):
             closed["unrecorded"] = self._unrecorded  # what passed that no event record holds (see proxy.error)
         handle.close(closed, mono_ns, wall_ns)

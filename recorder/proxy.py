@@ -34,6 +34,8 @@ from rtreplay.recorder.watchdog import FrameBoundary, Watchdog, close_frame
 
 
 CONNECT_TIMEOUT = 15.0
+GOING_AWAY = "proxy stopped"  # the reason in the 1001 close frames sent to both sides when the proxy stops
+GOODBYE_GRACE = 2.0  # seconds the peers get to answer those close frames before their connections are closed
 CLIENT, SERVER = framing.CLIENT, framing.SERVER
 _NAMES = {CLIENT: "client", SERVER: "server"}
 
@@ -79,6 +81,9 @@ class _Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.relaying = direction == SERVER  # the client's side relays once its upgrade request is sent
+        # Where the frames of the stream this side receives end, so that stopping the proxy can put a close
+        # frame between two of them (the client's upgrade request is consumed by the handshake).
+        self.frames = FrameBoundary(in_head=direction == SERVER)
         self.closed = False
         self.eof_in = self.eof_out = False
         self._pauses: set[str] = set()
@@ -91,7 +96,11 @@ class _Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.relaying:
             mono, wall = time.monotonic_ns(), time.time_ns()
+            if self.session.stopping:  # the proxy said goodbye to both sides: record the answer, forward nothing
+                self.session.goodbye_answer(self, data, mono, wall)
+                return
             self.peer.transport.write(data)  # type: ignore[union-attr]  # forward first, then copy
+            self.frames.feed(data)
             self.session.link.data(self.session.conn, self.direction, data, mono, wall)
             watchdog = self.session.watchdog
             if watchdog is not None:
@@ -146,6 +155,7 @@ class _Session:
         self._first_gone: int | None = None
         self._dialing = False  # the upstream connection is being opened
         self._ended = False
+        self.stopping = False  # the proxy is stopping: both sides were sent 1001 going away (or dropped)
         timeout = proxy.upstream_timeout
         self.watchdog = Watchdog(proxy.loop, timeout, self._upstream_silent) if timeout else None
 
@@ -217,6 +227,7 @@ class _Session:
         early, self._early = self._early, []
         side.transport.write(self.proxy.rewrite(self._request).encode() + b"".join(c for c, _, _ in early))  # type: ignore
         for chunk, mono, wall in early:
+            self.client.frames.feed(chunk)
             self.link.data(self.conn, CLIENT, chunk, mono, wall)
         if self.watchdog is not None:
             self.watchdog.waiting()  # the upgrade request is out: the upstream owes an answer
@@ -240,7 +251,7 @@ class _Session:
 
     def lost(self, side: _Side) -> None:
         self._first_gone = self._first_gone or side.direction
-        if side.peer is not None:
+        if side.peer is not None and not self.stopping:  # stopping: the peer still owes its close frame
             side.peer.close()
         if self.client.closed and (self.upstream is None or self.upstream.closed) and not self._dialing:
             self._end()
@@ -270,7 +281,10 @@ class _Session:
         self.proxy.session_ended(self)
         if self.recording:
             first = _NAMES.get(self._first_gone) if self._first_gone else None
-            self.link.send_json(self.conn, framing.CLOSE, {"first_disconnect": first})
+            info: dict[str, Any] = {"first_disconnect": first}
+            if self.stopping:
+                info["stopped"] = "the proxy was stopped: it sent 1001 going away to both sides"
+            self.link.send_json(self.conn, framing.CLOSE, info)
 
     def pause(self, reason: str) -> None:
         for side in (self.client, self.upstream):
@@ -286,6 +300,32 @@ class _Session:
         self.client.close()
         if self.upstream is not None:
             self.upstream.close()
+
+    def going_away(self) -> None:
+        """The proxy is stopping: send each side a 1001 close frame where its stream is between two frames (a
+        close in mid-frame would corrupt it: that side's connection is dropped instead), forward nothing more,
+        and close each side once its own close frame comes back (`goodbye_answer`)."""
+        up = self.upstream
+        if up is None or up.transport is None or not self.client.relaying or self.client.transport is None:
+            self.shutdown()  # still in the handshake: nothing to close politely
+            return
+        self.stopping = True
+        for side, boundary, frame in ((self.client, up.frames, close_frame(1001, GOING_AWAY)),
+                                      (up, self.client.frames, close_frame(1001, GOING_AWAY, os.urandom(4)))):
+            if side.closed:
+                continue
+            if boundary.between_frames and not side.eof_out:  # (after a half-close nothing more can be written)
+                side.transport.write(frame)  # type: ignore[union-attr]
+            else:
+                side.close()
+
+    def goodbye_answer(self, side: _Side, data: bytes, mono: int, wall: int) -> None:
+        """Bytes from `side` after the goodbye: recorded (its close frame is the answer); once its close frame
+        ended, that side's connection is closed (the other side is closed when both are gone)."""
+        self.link.data(self.conn, side.direction, data, mono, wall)
+        side.frames.feed(data)
+        if side.frames.between_frames and side.frames.opcode == 0x8:
+            side.close()
 
 
 class Proxy:
@@ -359,17 +399,20 @@ class Proxy:
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         return self._server.sockets[0].getsockname()[1]
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close every session (the recorder records its end), and wait for them to finish."""
+    async def stop(self, timeout: float = 5.0, grace: float = GOODBYE_GRACE) -> None:
+        """Stop accepting, say 1001 going away to both sides of every session and give them `grace` seconds
+        to answer, close what is left, and wait for the sessions to finish (the recorder records each end)."""
         if self._server is not None:
             self._server.close()
         for session in list(self.sessions):
-            session.shutdown()
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except asyncio.TimeoutError:
-            for session in list(self.sessions):
-                session._end()
+            session.going_away()
+        for wait, then in ((grace, _Session.shutdown), (timeout, _Session._end)):
+            try:
+                await asyncio.wait_for(self._idle.wait(), wait)
+                break
+            except asyncio.TimeoutError:
+                for session in list(self.sessions):
+                    then(session)
         for task in list(self._tasks):
             task.cancel()
 

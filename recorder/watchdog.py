@@ -16,17 +16,20 @@ from collections.abc import Callable
 HEAD_END = b"\r\n\r\n"
 
 
-def close_frame(code: int, reason: str) -> bytes:
-    """An unmasked (server-to-client) WebSocket close frame."""
+def close_frame(code: int, reason: str, mask: bytes | None = None) -> bytes:
+    """A WebSocket close frame: unmasked (server to client), or masked with the 4 bytes `mask` (client to server)."""
     payload = code.to_bytes(2, "big") + reason.encode()[:123]
-    return bytes([0x88, len(payload)]) + payload
+    if mask is None:
+        return bytes([0x88, len(payload)]) + payload
+    return bytes([0x88, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 class FrameBoundary:
-    """Follows a server-to-client byte stream — HTTP response head, then frames — to tell where frames end."""
+    """Follows a byte stream — an HTTP head (unless `in_head` is False), then frames — to tell where frames end."""
 
-    def __init__(self) -> None:
-        self.in_head = True  # still in the HTTP response to the upgrade request
+    def __init__(self, in_head: bool = True) -> None:
+        self.in_head = in_head  # still in the HTTP head (the upgrade response; a request's is consumed elsewhere)
+        self.opcode = -1  # the opcode of the last frame whose header was read (8: close)
         self._tail = b""  # head: the last bytes seen, to find a split "\r\n\r\n"; frames: a partial header
         self._left = 0  # payload bytes of the current frame still to come
 
@@ -59,6 +62,7 @@ class FrameBoundary:
             i += size - len(self._tail)
             self._tail = b""
             self._left = _payload_size(head)
+            self.opcode = head[0] & 0x0F
 
 
 def _header_size(head: bytes) -> int | None:

@@ -359,3 +359,27 @@ def test_html_of_14_days_and_of_a_wide_archive_lays_out_at_1400px(generated, tmp
         assert result.exit_code == 0, result.output
         # Chromium lays it out 1400 px wide: no table clipped behind a scrollbar, no chart labels overlapping.
         assert render_html_check.check(page, tmp_path / f"{archive.name}.png", render_html_check.find_browser()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_stopping_the_proxy_says_going_away_to_both_sides_and_records_it(sim_url, tmp_path, sig) -> None:
+    proc, port = await start_proxy(sim_url, tmp_path)
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime",
+                                      open_timeout=20) as app:
+            assert json.loads(await app.recv())["type"] == "session.created"
+            proc.send_signal(sig)  # Ctrl-C / SIGTERM while the session is open
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(30):
+                    while True:
+                        await app.recv()
+        assert closed.value.rcvd is not None, "the app got no close frame (1006)"
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "proxy stopped")
+    finally:
+        code, output = stop_proxy(proc) if proc.poll() is None else (proc.wait(), "")
+    assert code == 0, output
+    [session] = json.loads(invoke("sessions", tmp_path, "--format", "json").output)
+    close = invoke("show", tmp_path, session["session"]).output.splitlines()[-1]
+    # Both sides answered the proxy's 1001 with their own close frame, and the record says the proxy stopped.
+    assert "client 1001" in close and "server 1001" in close, close
+    assert "stopped=the proxy was stopped: it sent 1001 going away to both sides" in close
