@@ -181,9 +181,11 @@ def test_sessions_and_query_latency_print_rounded_numbers() -> None:
     assert numbers and all(len(n.replace(".", "").lstrip("0")) <= 6 for n in numbers), table.output
 
 
-def test_sql_help_lists_every_view() -> None:
+def test_sql_help_and_the_readme_list_every_view() -> None:
     text = " ".join(invoke("sql", "--help").output.split())
     assert all(re.search(rf"\b{v}\b", text) for v in VIEWS), text
+    listed = re.search(r"^- Views: (.*?)\n- Reports", (ROOT / "README.md").read_text(), re.S | re.M).group(1)
+    assert set(re.findall(r"`(\w+)`", listed)) == set(VIEWS)
 
 
 # --- archives nothing can be read from ----------------------------------------------------------------------------
