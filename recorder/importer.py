@@ -80,9 +80,9 @@ def _split(line: str) -> tuple[str, str | None, int | None]:
 
 
 def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Imported:
-    """Write the events of `src` as one new session of the archive at `out`, under the day of its first event
-    (the file's modification time if no line has a timestamp), after a `proxy.open` record saying where it came
-    from. An existing session is never overwritten."""
+    """Write the events of `src` as one new session of the archive at `out`, under the day its id starts with
+    (else that of its first event; the file's modification time if no line has a timestamp), after a
+    `proxy.open` record saying where it came from. An existing session is never overwritten."""
     src = Path(src)
     try:
         lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -95,7 +95,11 @@ def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Importe
     sid = session_id or new_session_id(first_ts)
     if archive.session_exists(out, sid):
         raise ImportFailed(f"session {sid} is already in {out}: leave out --session-id, or choose another one")
-    day = dt.datetime.fromtimestamp(first_ts / 1e9, dt.timezone.utc).strftime("%Y-%m-%d")
+    # The partition is the day the id starts with (ids are named by start time); an id of the user's own
+    # naming (`--session-id mine`) takes the day of the first event instead of `date=unknown`.
+    day = archive.session_day(sid)
+    if day == "unknown":
+        day = dt.datetime.fromtimestamp(first_ts / 1e9, dt.timezone.utc).strftime("%Y-%m-%d")
     rec = SessionRecorder(sid)
     rows = [rec.open({"source": "import", "file": src.name, "headers": []}, 0, first_ts)]
     wall = first_ts
