@@ -35,9 +35,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     for name in (OOB, CALL):
         done = invoke(import_command, str(REAL / name), "--out", str(root / "real"))
         assert done.exit_code == 0, done.output
-        ids[name] = done.output.split(" as session ")[1].split()[0]
+        ids[name] = done.output.split("added session ")[1].split(":")[0]
     done = invoke(replay_command, str(root / "real"), "--target", "sim", "--session", ids[OOB],
-                  "--record", str(root / "replays"))
+                  "--record", str(root / "replays"), "--format", "markdown")
     assert done.exit_code == 0 and "| recorded | 5 | 5 |" in done.output, done.output
     opens = invoke(sql_command, str(root / "replays"), "SELECT session_id, payload->>'$.replay.of_seq' AS of_seq "
                    "FROM events WHERE type = 'proxy.open' ORDER BY of_seq::INT", "--format", "csv")
