@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from rtreplay.cli import cli
 
@@ -46,12 +47,13 @@ def test_every_command_and_option_is_in_the_readme() -> None:
     assert not missing, f"not in README.md: {missing}"
 
 
+@pytest.mark.timeout(600)  # the tour is long (demo, reports, replays, a gate, pytest): room on a busy 2-core box
 def test_the_tour_runs_as_written(tmp_path: Path) -> None:
     lines = [line[2:] for line in _section("Tour").splitlines() if line.startswith("$ ")]
     assert len(lines) >= 15
     script = "set -eu\n" + "\n".join(lines) + "\n"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, f"tour failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     # What the tour promises: a failed out-of-band request found, replayed, and its variants recorded.
     assert "failed 100%" in (tmp_path / "oob.md").read_text()
