@@ -4,6 +4,7 @@ rtreplay.analyzer.report.voice) with `--report`."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
