@@ -121,7 +121,7 @@ def _answer(k: int, n: int) -> list[str]:
 
 
 async def _upstream_session(ws, results: dict) -> None:
-    k = int(parse_qs(urlsplit(ws.request.path).query)["lt"][0])
+    k = int(parse_qs(urlsplit(ws.request.path).query)["model"][0].removeprefix("lt-"))
     received, sent = Stream(), Stream()
     outbox: asyncio.Queue[str | None] = asyncio.Queue()
     stopping = asyncio.Event()
@@ -185,7 +185,7 @@ async def _client_session(url: str, k: int, seconds: float, key: str | None) -> 
     received, sent = Stream(), Stream()
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     protocols = ["realtime", f"openai-insecure-api-key.{key}"] if key else ["realtime"]
-    async with connect(f"{url}/v1/realtime?model=gpt-realtime&lt={k}", additional_headers=headers,
+    async with connect(f"{url}/v1/realtime?model=lt-{k}", additional_headers=headers,
                        subprotocols=protocols, compression=None, max_size=None, open_timeout=60,
                        ping_interval=None) as ws:
         replies: list[str] = []
@@ -280,7 +280,7 @@ def tree_usage(pid: int) -> tuple[float, int]:
 # -- checking the archive ----------------------------------------------------------------------------
 
 def archive_streams(out: Path) -> tuple[dict[int, dict[str, Stream]], list[str]]:
-    """Per session (the `lt` query value of its proxy.open), the frames of each direction rebuilt from the
+    """Per session (the `model=lt-N` query value of its proxy.open), the frames of each direction rebuilt from the
     archive in seq order; plus what is wrong (problems, gaps in seq, lifecycle records missing)."""
     found: dict[int, dict[str, Stream]] = {}
     wrong: list[str] = []
@@ -295,7 +295,8 @@ def archive_streams(out: Path) -> tuple[dict[int, dict[str, Stream]], list[str]]
         if not rows or rows[0]["type"] != schema.PROXY_OPEN or rows[-1]["type"] != schema.PROXY_CLOSE:
             wrong.append(f"{path}: does not run from proxy.open to proxy.close")
             continue
-        k = int(parse_qs(orjson.loads(rows[0]["payload"])["query"])["lt"][0])
+        # `model` is the query parameter the archive records as sent (docs/security.md): it names the session.
+        k = int(parse_qs(orjson.loads(rows[0]["payload"])["query"])["model"][0].removeprefix("lt-"))
         streams = found.setdefault(k, {"to_server": Stream(), "to_client": Stream()})
         for r in rows:
             if r["direction"] != schema.PROXY:

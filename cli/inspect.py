@@ -15,6 +15,7 @@ import click
 import polars as pl
 
 from rtreplay.cli.location import Location
+from rtreplay.analyzer.report.escape import csv_cell, terminal
 from rtreplay.analyzer.state import load
 from rtreplay.recorder.importer import ImportFailed, import_jsonl
 from rtreplay.analyzer.state.match import match
@@ -40,17 +41,18 @@ def _emit(rows: list[dict[str, Any]], fmt: str) -> None:
         if rows:
             w = csv.DictWriter(buf, fieldnames=list(rows[0]))
             w.writeheader()
-            w.writerows(rows)
+            w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
         click.echo(buf.getvalue(), nl=False)
     else:  # table / text
         if not rows:
             click.echo("(none)")
             return
         cols = list(rows[0])
-        width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+        cells = [{c: terminal(str(r[c]), one_line=True) for c in cols} for r in rows]
+        width = {c: max(len(c), *(len(r[c]) for r in cells)) for c in cols}
         click.echo("  ".join(c.ljust(width[c]) for c in cols))
-        for r in rows:
-            click.echo("  ".join(str(r[c]).ljust(width[c]) for c in cols))
+        for r in cells:
+            click.echo("  ".join(r[c].ljust(width[c]) for c in cols))
 
 
 def _problems(problems: list) -> None:
@@ -68,31 +70,32 @@ def sessions(archive_path: Path, fmt: str) -> None:
     Example:
       rtreplay sessions logs/
     """
+    problems: list = []
     try:
         arc = Archive.open(archive_path)
         if not arc.files:
             raise ArchiveError(f"{archive_path}: no archive files here (expected events/**/*.parquet or journal/*.arrows)")
-        sc = load.scan(arc)
+        stats = load.collect(arc, lambda f: f.group_by("session_id").agg(
+            pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), pl.len().alias("events"),
+            pl.col("payload").filter(pl.col("type").is_in(["session.created", "session.updated"])).last()
+            .alias("config")).sort("session_id"), problems)
         result = match(arc)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
-    _problems(sc.problems)
-    stats = (sc.frame.group_by("session_id")
-             .agg(pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), pl.len().alias("events"))
-             .sort("session_id").collect())
+    _problems(list(dict.fromkeys(map(str, problems + result.problems))))
+    if stats.is_empty() and problems:
+        raise click.ClickException(f"{archive_path}: nothing could be read ({len(problems)} files with problems)")
     by_session: dict[str, list] = {}
     for r in result.requests:
         by_session.setdefault(r.session_id, []).append(r)
-    models = dict(sc.frame.filter(pl.col("type").is_in(["session.created", "session.updated"]))
-                  .group_by("session_id").agg(pl.col("payload").last()).collect().iter_rows())
-    opens = dict(sc.frame.filter(pl.col("type") == PROXY_OPEN).group_by("session_id")
-                 .agg(pl.col("payload").first()).collect().iter_rows())
+    opens = dict(load.collect(arc, lambda f: f.filter(pl.col("type") == PROXY_OPEN).group_by("session_id")
+                              .agg(pl.col("payload").first()), []).iter_rows())
     rows = []
-    for sid, start, end, n in stats.iter_rows():
+    for sid, start, end, n, config in stats.iter_rows():
         reqs = by_session.get(sid, [])
         model = next((r.model for r in reqs if r.model), None)
-        if model is None and sid in models:
-            model = (json.loads(models[sid]).get("session") or {}).get("model")
+        if model is None and config:
+            model = _config_model(config)
         if model is None and sid in opens:  # no session event (e.g. the upstream was unreachable): as asked
             model = _asked_model(opens[sid])
         outcomes = Counter(r.outcome for r in reqs)
@@ -109,6 +112,17 @@ def _asked_model(open_payload: str) -> str | None:
     except (ValueError, AttributeError):
         return None
     return next(iter(parse_qs(query).get("model", [])), None)
+
+
+def _config_model(payload: str) -> str | None:
+    """`session.model` of a recorded session.created/updated payload, whatever shape it has."""
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return None
+    session = event.get("session") if isinstance(event, dict) else None
+    model = session.get("model") if isinstance(session, dict) else None
+    return model if isinstance(model, str) else None
 
 
 def _session(archive_path: Path, session_id: str, with_table: bool = False):  # type: ignore[no-untyped-def]
@@ -155,9 +169,9 @@ def show(archive_path: Path, session_id: str, show_all: bool, fmt: str) -> None:
         return
     arrows = {"client": "→", "server": "←", "proxy": "·"}
     for r in rows:
-        click.echo(f"{r['seq']:>7}  {r['time']}  {arrows.get(r['dir'], '?')} {r['what']}")
+        click.echo(f"{r['seq']:>7}  {r['time']}  {arrows.get(r['dir'], '?')} {terminal(r['what'], one_line=True)}")
         for mark in r["marks"]:
-            click.secho(f"{'':>7}  {'':12}  ▲ {mark}", fg="red", bold=True)
+            click.secho(f"{'':>7}  {'':12}  ▲ {terminal(str(mark), one_line=True)}", fg="red", bold=True)
 
 
 def _transcript(state: SessionState) -> str:
@@ -213,7 +227,7 @@ def state(archive_path: Path, session_id: str, at_seq: int | None, before_respon
     if fmt == "json":
         click.echo(json.dumps(st.to_json(with_audio=audio), indent=1, default=str))
     else:
-        click.echo(_transcript(st))
+        click.echo(terminal(_transcript(st)))
 
 
 @click.command("import")

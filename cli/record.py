@@ -19,7 +19,7 @@ import click
 from rtreplay.cli.location import Location
 from rtreplay.recorder import archive
 from rtreplay.recorder.link import RecorderError
-from rtreplay.recorder.proxy import parse_listen, running
+from rtreplay.recorder.proxy import HEAD_TIMEOUT, MAX_HANDSHAKES, parse_listen, running
 from rtreplay.recorder.store import display, is_url
 from rtreplay.recorder.upload import FIRST_BACKOFF_S, Uploader
 
@@ -42,15 +42,26 @@ SPOOL = click.option("--spool", type=click.Path(file_okay=False, path_type=Path)
 @click.option("--flush-interval", type=click.FloatRange(min=0.01), default=0.5, show_default=True,
               help="Seconds between journal writes; a crash loses at most this much.")
 @click.option("--auth-env", metavar="ENVVAR",
-              help="Send 'Authorization: Bearer $ENVVAR' upstream when a client sends no Authorization.")
+              help="Send 'Authorization: Bearer $ENVVAR' upstream when a client sends none: only on WebSocket "
+                   "upgrades to a Realtime path (/v1/realtime), never on plain HTTP requests, and not for web "
+                   "pages unless their Origin is allowed (--allow-origin). See docs/security.md.")
+@click.option("--allow-origin", "allow_origins", multiple=True, metavar="ORIGIN",
+              help="A web page origin (https://app.example) that may use the --auth-env key (repeatable; none "
+                   "by default).")
 @click.option("--upstream-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Extra CA certificate (PEM) to trust for the upstream. Verification is never turned off.")
+              help="Extra CA certificate (PEM) to trust for the upstream, besides the system's. Verification is "
+                   "never turned off.")
+@click.option("--head-timeout", type=click.FloatRange(min=0, min_open=True), default=HEAD_TIMEOUT,
+              show_default=True, metavar="SECONDS", help="Time an app has to send its whole upgrade request.")
+@click.option("--max-handshakes", type=click.IntRange(min=1), default=MAX_HANDSHAKES, show_default=True,
+              help="Connections still sending their upgrade request at once; more get 503 (counted).")
 @click.option("--upstream-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Close a session (1011, or HTTP 504 before the upgrade) when the upstream sends nothing, not "
                    "even a pong, for this long after the app last sent; the archive says why. Off by default: "
                    "set it above the longest silence your app streams.")
-def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, flush_interval: float, auth_env: str | None,
-          upstream_ca: Path | None, upstream_timeout: float | None) -> None:
+def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, flush_interval: float,
+          auth_env: str | None, allow_origins: tuple[str, ...], upstream_ca: Path | None, head_timeout: float,
+          max_handshakes: int, upstream_timeout: float | None) -> None:
     """Record Realtime sessions: point your app's base URL at the proxy and change nothing else.
 
     Leftover journals in OUT are recovered first. Recording runs in a child process; stop with Ctrl-C or
@@ -64,7 +75,7 @@ def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, 
     """
     try:
         parse_listen(listen)
-        context = ssl.create_default_context(cafile=str(upstream_ca) if upstream_ca else None)
+        context = upstream_context(upstream_ca)
     except (ValueError, ssl.SSLError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -78,6 +89,7 @@ def proxy(listen: str, upstream: str, out: Path | str, spool: Path, audio: str, 
             loop.add_signal_handler(sig, stop.set)
         async with running(upstream, local, listen=listen, audio=audio, flush_interval=flush_interval,
                            auth_env=auth_env, ssl_context=context, upstream_timeout=upstream_timeout,
+                           allow_origins=allow_origins, head_timeout=head_timeout, max_handshakes=max_handshakes,
                            log=lambda line: click.echo(f"rtreplay proxy: {line}", err=True)) as proxy_:
             where = f"{display(str(out))} (spool {spool})" if uploader else str(out)
             click.echo(f"rtreplay proxy: {proxy_.url} -> {upstream}, recording into {where}", err=True)
@@ -135,6 +147,14 @@ def _upload_all(uploader: Uploader, attempts: int = 4) -> list:
     left = uploader.pending()
     raise click.ClickException(f"{len(left)} finished sessions not uploaded to {uploader.name}, kept in "
                                f"{uploader.spool} (run `rtreplay recover {uploader.name} --spool {uploader.spool}`)")
+
+
+def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
+    """The system's trust store, plus `extra_ca` when given (added, never instead)."""
+    context = ssl.create_default_context()
+    if extra_ca is not None:
+        context.load_verify_locations(cafile=str(extra_ca))
+    return context
 
 
 @click.command()

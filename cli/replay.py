@@ -16,7 +16,6 @@ import click
 from rich.console import Console
 
 from rtreplay.cli.location import Location
-from rtreplay.analyzer.state import load
 from rtreplay.analyzer.state.request import FORMS, OUTCOMES
 from rtreplay.analyzer.replay.expect import as_json as expectations_json
 from rtreplay.analyzer.replay.expect import parse as parse_expectation
@@ -28,6 +27,8 @@ from rtreplay.analyzer.report import terminal
 from rtreplay.analyzer.report.terminal import Column, print_table
 from rtreplay.analyzer.report.tool_choice import interval_text, pct
 from rtreplay.recorder.store import Archive
+
+MAX_REPEAT = 10_000
 
 
 @click.command()
@@ -49,7 +50,8 @@ from rtreplay.recorder.store import Archive
               help="Also send with this field changed, once per value: tool_choice=recorded,required,auto,none,"
                    "function:NAME or conversation=auto,none (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="response.FIELD=JSON", help="One more variant with FIELD set to JSON (repeatable).")
-@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1), help="Replays per request and variant.")
+@click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, MAX_REPEAT),
+              help=f"Replays per request and variant (at most {MAX_REPEAT}: every job is planned up front).")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1), help="Replay sessions at once.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S", help="At most this many replay sessions started per second.")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Seconds per replay session.")
@@ -88,12 +90,15 @@ def replay(archive: Path, target: str | None, sim_faults: str, sessions: tuple[s
             target = target_base(target)
         chosen = variants(vary, sets)
         arc = Archive.open(archive)
-        for problem in load.scan(arc).problems:  # files skipped or only partly read: say which
-            click.echo(f"warning: {problem}", err=True)
         gate = Gate(arc, Selection(sessions, response_ids, failed, forms, where, scope), tuple(chosen),
                     tuple(parse_expectation(e) for e in expect), repeat, target, sim_faults, concurrency, rate,
                     timeout, record, api_key_env)
-        requests, urls = prepare(gate)
+        problems: list = []
+        try:
+            requests, urls = prepare(gate, problems)
+        finally:
+            for problem in dict.fromkeys(map(str, problems)):  # files skipped or only partly read: say which
+                click.echo(f"warning: {problem}", err=True)
         if dry_run:
             jobs = plan_jobs(arc, requests, chosen, repeat)
             click.echo(render_plans(jobs, None if target == "sim" else targets(jobs, target), fmt), nl=False)

@@ -65,6 +65,7 @@ def _days(filters: Filters) -> tuple[str | None, str | None]:
     return first, filters.until.date().isoformat() if filters.until else None
 
 
+
 @click.command()
 @click.argument("archive", type=Location())
 @click.option("--by", "by", multiple=True, metavar="SPLITS",

@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from rtreplay.recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem
+from rtreplay.recorder.archive import PARQUET_SUFFIX, ArchiveError, ArchiveProblem, footer_problem
 from rtreplay.recorder.schema import EVENT_SCHEMA
 from rtreplay.recorder.store import Archive, ArchiveFile, is_url
-from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
+from rtreplay.recorder.schema import SCHEMA_VERSION, SchemaVersionError, upgrade, version_of
 
 QUERIES_DIR = Path(__file__).parent
 MACROS = "macros"
@@ -171,9 +171,17 @@ def _readable_parquet(arc: Archive, files: list[ArchiveFile], problems: list[Arc
     for path in files:
         try:
             file_schema = pq.read_schema(path.path, filesystem=arc.fs)
-            upgrade(file_schema.empty_table(), version_of(file_schema))  # refuses newer versions
-        except (pa.ArrowException, OSError, SchemaVersionError) as exc:
-            problems.append(ArchiveProblem(str(path), str(exc)))
+            version = version_of(file_schema)
+            upgrade(file_schema.empty_table(), version)  # refuses newer versions
+            problem = None
+            if version == SCHEMA_VERSION:
+                with arc.fs.open_input_file(path.path) as f:
+                    problem = footer_problem(f)
+        except (pa.ArrowException, OSError, SchemaVersionError, KeyError) as exc:
+            problems.append(ArchiveProblem(str(path), str(exc).strip("'\"")))
+            continue
+        if problem is not None:
+            problems.append(ArchiveProblem(str(path), problem))
             continue
         readable.append(path)
     return readable

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 
 import orjson
 import pyarrow as pa
+
+from rtreplay.analyzer.report.escape import csv_cell, terminal
 import pyarrow.parquet as pq
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -65,7 +67,7 @@ def write_csv(schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: TextIO)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(schema.names)
     for row in _rows(batches):
-        writer.writerow([_text(v, "") for v in row.values()])
+        writer.writerow([csv_cell(_text(v, "")) if isinstance(v, str) else _text(v, "") for v in row.values()])
 
 
 def write_json(schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: TextIO,
@@ -90,7 +92,7 @@ def write_table(schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: TextI
     extra = 0
     for row in _rows(batches):
         if len(rows) < TABLE_ROWS:
-            cells = [_table_text(v).replace("\n", " ") for v in row.values()]
+            cells = [terminal(_table_text(v).replace("\n", " "), one_line=True) for v in row.values()]
             rows.append([c if len(c) <= CELL_WIDTH else c[: CELL_WIDTH - 1] + "…" for c in cells])
         else:
             extra += 1

@@ -89,8 +89,11 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     table = table.cast(EVENT_SCHEMA)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
-    with open(tmp, "rb+") as f:
+    # Private like the journals (0600): payloads are conversations, whatever the umask says.
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        pq.write_table(table, f, compression="zstd", row_group_size=64 * 1024)
+        f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
@@ -133,20 +136,74 @@ def read_journal_stream(f: pa.NativeFile, name: str) -> tuple[pa.Table, str | No
     return upgrade(table, version), note
 
 
+# Timestamps a reader can turn into dates (Python's datetime: years 1 to 9999), in µs since the epoch.
+TS_MIN_US = -62_135_596_800_000_000 + 86_400_000_000
+TS_MAX_US = 253_402_300_800_000_000 - 86_400_000_000
+
+
+def schema_problem(schema: pa.Schema) -> str | None:
+    """What makes `schema` unlike the archive's (missing columns, other types), or None."""
+    wrong = []
+    for f in EVENT_SCHEMA:
+        i = schema.get_field_index(f.name)
+        if i < 0:
+            wrong.append(f"column {f.name} missing")
+        elif not schema.field(i).type.equals(f.type):
+            wrong.append(f"column {f.name} is {schema.field(i).type}, not {f.type}")
+    return "; ".join(wrong) or None
+
+
+def ts_problem(low: int | None, high: int | None) -> str | None:
+    """Why timestamps from `low` to `high` (µs) cannot be dates, or None."""
+    if (low is not None and low < TS_MIN_US) or (high is not None and high > TS_MAX_US):
+        return "timestamps outside the years 1-9999"
+    return None
+
+
+def footer_problem(path: str | Path | pa.NativeFile) -> str | None:
+    """What a Parquet file's footer (a path, or an open file) shows is wrong with it (columns, timestamp
+    statistics), or None.
+    Reads only the footer: damage inside the data pages shows when the file is read."""
+    meta = pq.ParquetFile(path).metadata
+    schema = meta.schema.to_arrow_schema()
+    problem = schema_problem(schema)
+    if problem is not None:
+        return problem
+    column = schema.get_field_index("ts")
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is not None and stats.has_min_max:  # INT64 µs as written: no datetime conversion
+            if (problem := ts_problem(stats.min_raw, stats.max_raw)) is not None:
+                return problem
+    return None
+
+
+def check_table(table: pa.Table) -> None:
+    """Raise ValueError when `table` does not have the archive's columns, or holds impossible timestamps."""
+    problem = schema_problem(table.schema)
+    if problem is None and table.num_rows:
+        bounds = pc.min_max(table["ts"].cast(pa.int64()))
+        problem = ts_problem(bounds["min"].as_py(), bounds["max"].as_py())
+    if problem:
+        raise ValueError(problem)
+
+
 def read_file(path: Path) -> tuple[pa.Table, str | None]:
     """One archive file (Parquet or journal) at the current schema version, and a note on damage."""
     path = Path(path)
     try:
         if path.suffix == JOURNAL_SUFFIX:
-            return read_journal(path)
-        pf = pq.ParquetFile(path)
-        version = version_of(pf.schema_arrow)
-        return upgrade(pf.read(), version), None
+            table, note = read_journal(path)
+        else:
+            pf = pq.ParquetFile(path)
+            table, note = upgrade(pf.read(), version_of(pf.schema_arrow)), None
+        check_table(table)
+        return table, note
     except SchemaVersionError as exc:
         raise ArchiveError(f"{path}: {exc}") from exc
     except ArchiveError:
         raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
         raise ArchiveError(f"{path}: not a readable rtreplay Parquet file ({exc})") from exc
 
 

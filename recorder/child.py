@@ -133,7 +133,7 @@ class Connection:
         self._answer = b""
         if status != 101:
             self._start()
-            self._rejection = {"status": status, "reason": reason, "headers": head.headers,
+            self._rejection = {"status": status, "reason": reason, "headers": redact.redact_headers(head.headers),
                                "body_bytes": rest[:MAX_REJECTION_BODY]}
             return
         extensions = head.get("sec-websocket-extensions")
@@ -313,8 +313,7 @@ class ParentLink(asyncio.Protocol):
         elif kind == framing.CLOSE and conn in self.connections:
             self.connections.pop(conn).close(orjson.loads(frame.payload), frame.mono_ns, frame.wall_ns)
         elif kind == framing.SECRET:
-            for secret in redact.header_secrets("authorization", frame.payload.decode()):
-                self.writer.known_secrets.append(secret)
+            self.writer.operator_secrets += redact.handshake_secrets([("authorization", frame.payload.decode())])
         return None
 
     def eof_received(self) -> bool:
@@ -346,7 +345,10 @@ class ParentLink(asyncio.Protocol):
 
     def abandon_open_sessions(self) -> None:
         for connection in self.connections.values():
-            connection.abandon("the proxy process ended while the session was open")
+            # Copies the proxy had not handed over yet (at most its link's high-water mark, more while the
+            # recorder lagged) died with it: say so, so that a reader knows this session may miss its tail.
+            connection.abandon("the proxy process ended while the session was open; frames it had not yet "
+                               "handed to the recorder are missing")
         self.connections.clear()
 
 

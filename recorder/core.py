@@ -164,7 +164,8 @@ class SessionRecorder:
             raise ValueError(f"direction must be client or server, not {direction!r}")
         size = len(data)
         if not is_text:
-            return self._record(mono_ns, wall_ns, direction, BINARY, None, None, None, "", bytes(data), None, size)
+            return self._record(mono_ns, wall_ns, direction, BINARY, None, None, None, "",
+                                self.redactor.data(bytes(data)), None, size)
         found = _top_level_audio(data) if size >= _FAST_MIN_SIZE else None
         if found is not None:
             event, before, after, audio = found
@@ -172,8 +173,8 @@ class SessionRecorder:
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError:
-            return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, "", bytes(data),
-                                None, size)
+            return self._record(mono_ns, wall_ns, direction, INVALID_JSON, None, None, None, "",
+                                self.redactor.data(bytes(data)), None, size)
         try:
             event = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -227,14 +228,21 @@ class SessionRecorder:
         return self._record(mono_ns, wall_ns, PROXY, kind, None, None, None, payload, None, None, len(payload))
 
     def open(self, info: dict[str, Any], mono_ns: int, wall_ns: int) -> Record:
-        """The `proxy.open` record. `info["headers"]` is a list of (name, value) pairs as sent upstream;
-        their secrets are learned (scrubbed from every later record) and masked in this one."""
+        """The `proxy.open` record. `info["headers"]` is a list of (name, value) pairs as sent upstream and
+        `info["query"]` the query string: both are recorded by allowlist (`rtreplay.recorder.redact`), and the
+        credentials they carry are scrubbed from every later record of this session (of no other)."""
         info = dict(info)
         headers = info.get("headers") or []
-        for name, value in headers:
-            for secret in redact.header_secrets(name, value):
-                self.redactor.learn(secret)
-        info["headers"] = [[name, redact.redact_header(name, value)] for name, value in headers]
+        query = info.get("query") if isinstance(info.get("query"), str) else ""
+        path = info.get("path") if isinstance(info.get("path"), str) else ""
+        path, sep, path_query = path.partition("?")
+        for secret in redact.handshake_secrets(headers, query + "&" + path_query if path_query else query):
+            self.redactor.learn(secret)
+        info["headers"] = redact.redact_headers(headers)
+        if query:
+            info["query"] = redact.redact_query(query)
+        if sep:
+            info["path"] = path + "?" + redact.redact_query(path_query)
         if isinstance(info.get("subprotocol"), str):
             info["subprotocol"] = redact.redact_subprotocol(info["subprotocol"])
         return self.lifecycle(PROXY_OPEN, info, mono_ns, wall_ns)

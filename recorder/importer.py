@@ -12,6 +12,8 @@ an `invalid.json` record, like the proxy does.
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,24 @@ class Imported:
     invalid_lines: int
 
 
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # a file name under --out, nothing more
+_MAX_NS = archive.TS_MAX_US * 1000
+
+
 def _timestamp_ns(value: Any) -> int | None:
+    """Epoch nanoseconds of an ISO 8601 string or a number of epoch seconds, ms, µs or ns (told apart by
+    magnitude: a 2020s date is ~1.7e9 s, 1.7e12 ms, 1.7e15 µs, 1.7e18 ns). ValueError when out of range."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        scale = 1e6 if value > 1e12 else 1e9  # milliseconds or seconds since the epoch
-        return int(value * scale)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"timestamp {value!r} is not a time after 1970")
+        magnitude = abs(value)
+        scale = 10**9 if magnitude < 1e11 else 10**6 if magnitude < 1e14 else 10**3 if magnitude < 1e17 else 1
+        ns = int(value) * scale if isinstance(value, int) else int(value * scale)
+        if ns > _MAX_NS:
+            raise ValueError(f"timestamp {value!r} is beyond the year 9999")
+        return ns
     if isinstance(value, str):
         try:
             t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -57,7 +71,7 @@ def _timestamp_ns(value: Any) -> int | None:
             return None
         if t.tzinfo is None:
             t = t.replace(tzinfo=dt.timezone.utc)
-        return int(t.timestamp() * 1e9)
+        return (t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)) // dt.timedelta(microseconds=1) * 1000
     return None
 
 
@@ -84,13 +98,21 @@ def import_jsonl(src: Path, out: Path, session_id: str | None = None) -> Importe
     (else that of its first event; the file's modification time if no line has a timestamp), after a
     `proxy.open` record saying where it came from. An existing session is never overwritten."""
     src = Path(src)
+    if session_id is not None and (not SESSION_ID.fullmatch(session_id) or ".." in session_id):
+        raise ImportFailed(f"--session-id {session_id[:40]!r}: use 1-128 letters, digits, '_', '-' or '.'")
     try:
-        lines = [ln for ln in src.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        # Split on \n only: U+2028, U+2029 and U+0085 are valid unescaped inside JSON strings.
+        lines = [ln.removesuffix("\r") for ln in src.read_text(encoding="utf-8").split("\n") if ln.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise ImportFailed(f"{src}: cannot read ({exc})") from exc
     if not lines:
         raise ImportFailed(f"{src}: no events (expected one JSON event per line)")
-    parsed = [_split(ln) for ln in lines]
+    parsed = []
+    for number, line in enumerate(lines, 1):
+        try:
+            parsed.append(_split(line))
+        except ValueError as exc:
+            raise ImportFailed(f"{src}: event {number}: {exc}") from None
     first_ts = next((ts for _, _, ts in parsed if ts is not None), int(src.stat().st_mtime * 1e9))
     sid = session_id or new_session_id(first_ts)
     if archive.session_exists(out, sid):

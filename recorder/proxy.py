@@ -16,13 +16,15 @@ recorder process dies, every session is closed and new ones are refused (503): n
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import itertools
+import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,15 @@ from rtreplay.recorder import framing, tap
 from rtreplay.recorder.link import RecorderLink
 from rtreplay.recorder.watchdog import FrameBoundary, Watchdog, close_frame
 
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0
 GOING_AWAY = "proxy stopped"  # the reason in the 1001 close frames sent to both sides when the proxy stops
 GOODBYE_GRACE = 2.0  # seconds the peers get to answer those close frames before their connections are closed
+HEAD_TIMEOUT = 10.0  # seconds an app has to send its whole upgrade request
+MAX_HANDSHAKES = 256  # connections still sending their upgrade request; more are refused (503) and counted
+# Where the operator's key may go (`--auth-env`): WebSocket upgrades to a Realtime endpoint, nothing else.
+REALTIME_PATHS = ("/v1/realtime", "/openai/realtime", "/openai/v1/realtime")
 CLIENT, SERVER = framing.CLIENT, framing.SERVER
 _NAMES = {CLIENT: "client", SERVER: "server"}
 
@@ -139,6 +146,14 @@ class _Side(asyncio.Protocol):
             self.transport.close()
 
 
+class _Refused(asyncio.Protocol):
+    """A connection over the half-open handshake cap: answered 503 at once, never a session."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(_http_error("503 Service Unavailable", "too many upgrade requests in progress"))  # type: ignore
+        transport.close()
+
+
 class _Session:
     """One client connection: its upgrade request, the relay, and the lifecycle facts for the recorder."""
 
@@ -158,6 +173,23 @@ class _Session:
         self.stopping = False  # the proxy is stopping: both sides were sent 1001 going away (or dropped)
         timeout = proxy.upstream_timeout
         self.watchdog = Watchdog(proxy.loop, timeout, self._upstream_silent) if timeout else None
+        self._head_timer: asyncio.TimerHandle | None = proxy.loop.call_later(proxy.head_timeout, self._head_late)
+        proxy.handshaking += 1
+
+    def head_done(self) -> None:
+        """The upgrade request is complete (or refused, or the app left): no longer a half-open handshake."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+            self.proxy.handshaking -= 1
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        self.proxy.handshaking -= 1
+        self.proxy.count("upgrade request not complete in time (408)")
+        if self.client.transport is not None and not self.client.closed:
+            self.client.transport.write(_http_error("408 Request Timeout", "upgrade request not complete in time"))
+            self.client.close()
 
     def handshake(self, side: _Side, data: bytes) -> None:
         if self._request is not None:  # bytes sent while the upstream connection is being opened
@@ -167,14 +199,19 @@ class _Session:
         try:
             split = tap.split_head(self._buffer)
             if split is None:
+                if b"\n\n" in self._buffer:  # a head ended with bare LFs would otherwise wait forever
+                    raise tap.HeadError("HTTP head lines must end with CRLF")
                 return
             head, rest = split
             self._request = tap.parse_head(head)
             tap.request_target(self._request)
         except (tap.HeadError, ValueError) as exc:
+            self.head_done()
+            self.proxy.count("bad upgrade request (400)")
             side.transport.write(_http_error("400 Bad Request", str(exc)))  # type: ignore[union-attr]
             side.transport.close()  # type: ignore[union-attr]
             return
+        self.head_done()
         self._buffer = b""
         if self.link.failed:
             side.transport.write(_http_error("503 Service Unavailable", self.link.failed))  # type: ignore
@@ -199,6 +236,7 @@ class _Session:
             "upstream": self.proxy.upstream.url,
             "headers": forwarded.headers,
             "auth_added": forwarded.get("authorization") != self._request.get("authorization"),
+            "origin_refused": self.proxy.origin_refused(self._request),
         }
 
     async def _connect(self) -> None:
@@ -250,6 +288,7 @@ class _Session:
         return False
 
     def lost(self, side: _Side) -> None:
+        self.head_done()
         self._first_gone = self._first_gone or side.direction
         if side.peer is not None and not self.stopping:  # stopping: the peer still owes its close frame
             side.peer.close()
@@ -339,10 +378,17 @@ class Proxy:
 
     def __init__(self, upstream: str, link: RecorderLink, authorization: str | None = None,
                  ssl_context: ssl.SSLContext | None = None, upstream_timeout: float | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, allow_origins: Sequence[str] = (),
+                 head_timeout: float = HEAD_TIMEOUT, max_handshakes: int = MAX_HANDSHAKES) -> None:
         self.upstream = Upstream.parse(upstream)
         self.log = log or (lambda _line: None)  # one line per thing the operator should know (the CLI prints it)
         self.upstream_timeout = upstream_timeout
+        self.allow_origins = frozenset(o.rstrip("/").lower() for o in allow_origins)
+        self.head_timeout = head_timeout
+        self.max_handshakes = max_handshakes
+        self.handshaking = 0  # connections whose upgrade request is not complete yet
+        self.refused: collections.Counter[str] = collections.Counter()  # connections cut, by why
+        self.failed = asyncio.Event()  # set when the recorder process is gone: the proxy must exit
         self.link = link
         self.authorization = authorization
         self.ssl_context = ssl_context or ssl.create_default_context()
@@ -357,7 +403,39 @@ class Proxy:
         link.on_resume = lambda: self._each_session(_Session.resume, "recorder")
         link.on_pause_session = lambda conn: self._one_session(conn, _Session.pause, "recorder-session")
         link.on_resume_session = lambda conn: self._one_session(conn, _Session.resume, "recorder-session")
-        link.on_failed = lambda: self._each_session(_Session.shutdown)
+        link.on_failed = self._recorder_failed
+        self.loop.set_exception_handler(self._loop_exception)
+
+    def _recorder_failed(self) -> None:
+        """Nothing may pass unrecorded: close every session, answer new ones 503, let the caller exit non-zero."""
+        self._each_session(_Session.shutdown)
+        self.failed.set()
+
+    def count(self, why: str) -> None:
+        """A connection cut before it became a session: counted by reason, logged once per reason."""
+        if not self.refused[why]:
+            log.warning("%s; such connections are counted, not logged one by one", why)
+        self.refused[why] += 1
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            self.count(f"accept failed: {exc.strerror} (file descriptors or memory exhausted)")
+            return  # asyncio retries the accept itself a moment later
+        loop.default_exception_handler(context)
+
+    def origin_refused(self, request: tap.Head) -> bool:
+        """True when the request comes from a web page whose Origin is not allowed (`--allow-origin`)."""
+        origin = request.get("origin")
+        return origin is not None and origin.rstrip("/").lower() not in self.allow_origins
+
+    def _lends_key(self, request: tap.Head) -> bool:
+        """The operator's key goes only on WebSocket upgrades (GET) to a Realtime path, from no web page
+        or an allowed one: never on plain HTTP requests (`POST /v1/chat/completions`, `DELETE /v1/files`)."""
+        method, path, _ = tap.request_target(request)
+        upgrade = (request.get("upgrade") or "").lower() == "websocket"
+        realtime = path.rstrip("/") in REALTIME_PATHS
+        return method == "GET" and upgrade and realtime and not self.origin_refused(request)
 
     def _each_session(self, method: Any, *args: Any) -> None:
         for session in list(self.sessions):
@@ -370,14 +448,18 @@ class Proxy:
                 return
 
     def rewrite(self, request: tap.Head) -> tap.Head:
-        return tap.rewrite_request(request, self.upstream.host_header, self.upstream.path_prefix, self.authorization)
+        authorization = self.authorization if self.authorization and self._lends_key(request) else None
+        return tap.rewrite_request(request, self.upstream.host_header, self.upstream.path_prefix, authorization)
 
     def spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _accept(self) -> _Side:
+    def _accept(self) -> _Side | asyncio.Protocol:
+        if self.handshaking >= self.max_handshakes:
+            self.count(f"more than {self.max_handshakes} upgrade requests in progress (503)")
+            return _Refused()
         session = _Session(self, next(self._conns))
         self.sessions.add(session)
         self._idle.clear()
@@ -415,6 +497,8 @@ class Proxy:
                     then(session)
         for task in list(self._tasks):
             task.cancel()
+        for why, n in self.refused.items():
+            log.warning("%d connections cut before becoming sessions: %s", n, why)
 
 
 @dataclass
@@ -439,13 +523,18 @@ def parse_listen(listen: str) -> tuple[str, int]:
 async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audio: str = "keep",
                   flush_interval: float = 0.5, auth_env: str | None = None, authorization: str | None = None,
                   ssl_context: ssl.SSLContext | None = None, high_water: int = 64 << 20,
-                  upstream_timeout: float | None = None, log: Callable[[str], None] | None = None
+                  upstream_timeout: float | None = None, log: Callable[[str], None] | None = None,
+                  allow_origins: Sequence[str] = (), head_timeout: float = HEAD_TIMEOUT,
+                  max_handshakes: int = MAX_HANDSHAKES
                   ) -> AsyncIterator[RunningProxy]:
     """Run a recording proxy until the block exits; every session is then finalized to Parquet.
 
     A recorder process is started first; it recovers leftover journals under `out` and then records
     (`rtreplay.recorder.child`). `auth_env` names an environment variable whose value is sent as
-    `Authorization: Bearer <value>` when a client sends no Authorization header. `high_water` bounds, in
+    `Authorization: Bearer <value>` when a client sends no Authorization header — on WebSocket upgrades to
+    a Realtime path only, and only from no web page or one whose Origin is in `allow_origins`.
+    `head_timeout` and `max_handshakes` bound connections still sending their upgrade request.
+    If the recorder process dies, `RunningProxy.proxy.failed` is set: the caller must stop and exit non-zero. `high_water` bounds, in
     bytes, how far the recording may lag behind the relay at each stage before the relay pauses.
     On exit the proxy closes its sessions and waits until the recorder has written all of them.
     """
@@ -459,7 +548,8 @@ async def running(upstream: str, out: Path, *, listen: str = "127.0.0.1:0", audi
     link = await RecorderLink.start(Path(out), audio=audio, flush_interval=flush_interval, high_water=high_water,
                                     secrets=[authorization] if authorization else [])
     try:
-        proxy = Proxy(upstream, link, authorization, ssl_context, upstream_timeout, log)
+        proxy = Proxy(upstream, link, authorization, ssl_context, upstream_timeout, log, allow_origins, head_timeout,
+                      max_handshakes)
         bound = await proxy.listen(host, port)
         try:
             yield RunningProxy(f"ws://{host}:{bound}", bound, proxy, link)

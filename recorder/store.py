@@ -21,7 +21,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from rtreplay.recorder.archive import (
-    JOURNAL_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX, ArchiveError, ArchiveProblem, read_journal_stream,
+    JOURNAL_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX, ArchiveError, ArchiveProblem, check_table, read_journal_stream,
 )
 from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
 
@@ -201,14 +201,17 @@ def read_bytes(file: ArchiveFile, buf: pa.Buffer) -> tuple[pa.Table, str | None]
     """The table in a file's bytes at the current schema version (upgraded if older), note on damage."""
     try:
         if file.is_journal:
-            return read_journal_stream(pa.BufferReader(buf), str(file))
-        pf = pq.ParquetFile(pa.BufferReader(buf))
-        return upgrade(pf.read(), version_of(pf.schema_arrow)), None
+            table, note = read_journal_stream(pa.BufferReader(buf), str(file))
+        else:
+            pf = pq.ParquetFile(pa.BufferReader(buf))
+            table, note = upgrade(pf.read(), version_of(pf.schema_arrow)), None
+        check_table(table)  # hand-made files: the archive's columns and dates, or a named problem
+        return table, note
     except SchemaVersionError as exc:
         raise ArchiveError(f"{file}: {exc}") from exc
     except ArchiveError:
         raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
         raise ArchiveError(f"{file}: not a readable rtreplay Parquet file ({exc})") from exc
 
 

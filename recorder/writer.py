@@ -17,12 +17,14 @@ The proxy runs this in its recorder process (`rtreplay.recorder.child`); tools t
   - Any other failure of the writer thread ends it: `failed` says why and `on_failed(message)` is called
     in the loop thread (the recorder process then exits, so the proxy stops relaying).
 
-A journal holds an exclusive `flock` while open, so `archive.recover` never finalizes a live session.
+A journal holds an exclusive `flock` from its creation until it has become Parquet, so `archive.recover`
+never finalizes (or reads half-made) a live session.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import fcntl
 import logging
 import os
@@ -57,19 +59,32 @@ def records_to_batch(rows: list[Record]) -> pa.RecordBatch:
 
 
 class JournalFile:
-    """An open session's journal: an Arrow IPC stream appended batch by batch, locked while open."""
+    """An open session's journal: an Arrow IPC stream appended batch by batch, locked from its creation until
+    it has become Parquet and is gone, so that `archive.recover` never touches it.
+
+    It is born locked and readable: created under a temporary name (which `recover` ignores), locked, its
+    schema written, then renamed into place — the lock belongs to the open file, so it survives the rename.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._size = 0  # bytes of complete messages on disk
-        self.dirty = False
+        tmp = path.with_name(path.name + archive.TMP_SUFFIX)
+        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._size = 0  # bytes of complete messages on disk
+            self._write([memoryview(_SCHEMA_MESSAGE)])
+            self._size = len(_SCHEMA_MESSAGE)
+            os.rename(tmp, path)
+        except BaseException:
+            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self.dirty = True
 
-    def append(self, data: bytes | pa.Buffer) -> None:
-        """Write `data` whole, or roll the file back to its last complete message and raise OSError."""
-        parts = [memoryview(data)] if self._size else [memoryview(_SCHEMA_MESSAGE), memoryview(data)]
+    def _write(self, parts: list[memoryview]) -> None:
         try:
             for view in parts:
                 while view:
@@ -78,7 +93,12 @@ class JournalFile:
             os.ftruncate(self._fd, self._size)
             os.lseek(self._fd, self._size, os.SEEK_SET)
             raise
-        self._size += sum(view.nbytes for view in parts)
+
+    def append(self, data: bytes | pa.Buffer) -> None:
+        """Write `data` whole, or roll the file back to its last complete message and raise OSError."""
+        view = memoryview(data)
+        self._write([view])
+        self._size += view.nbytes
         self.dirty = True
 
     def sync(self) -> None:
@@ -86,9 +106,13 @@ class JournalFile:
             os.fsync(self._fd)
             self.dirty = False
 
-    def close(self) -> None:
-        self.sync()
-        os.close(self._fd)  # releases the lock
+    def finalize(self, out: Path) -> None:
+        """Turn the journal into Parquet and remove it, still holding the lock; then release it."""
+        try:
+            self.sync()
+            archive.finalize_journal(self.path, out)
+        finally:
+            os.close(self._fd)
 
 
 class SessionHandle:
@@ -151,7 +175,8 @@ class SessionHandle:
 class ArchiveWriter:
     """Writes sessions into the archive at `out`. Use as `async with ArchiveWriter(out) as writer:`.
 
-    Secrets learned in any session are scrubbed from all of them (`known_secrets`).
+    Each session has its own redactor: what one session's handshake carried is scrubbed from that session
+    only. `operator_secrets` (the operator's own keys, never a client's) are scrubbed from every session.
     Public counters: `queued_bytes`, `peak_queued_bytes`, `pauses` (times sessions were paused),
     `lost_records` (lost to write failures), `errors` (messages about files that could not be written).
     `on_problem(lost_records, message)`, if set, is also called (in the event loop thread) for each loss
@@ -172,7 +197,7 @@ class ArchiveWriter:
         self.pauses = 0
         self.lost_records = 0
         self.errors: list[str] = []
-        self.known_secrets: list[str] = []  # shared by every session's redactor
+        self.operator_secrets: list[str] = []
         self.on_problem: Callable[[int, str], None] | None = None
         self.on_failed: Callable[[str], None] | None = None
         self.failed: str | None = None
@@ -203,11 +228,11 @@ class ArchiveWriter:
                      at: tuple[int, int] | None = None) -> SessionHandle:
         """Start a session; records `proxy.open` with `open_info` unless it is None.
 
-        `open_info["headers"]`, if present, is a list of (name, value) pairs: their secrets are masked
-        and scrubbed from every later record of the session. `at` is (monotonic ns, epoch ns) of the
+        `open_info["headers"]`, if present, is a list of (name, value) pairs: recorded by allowlist, their
+        credentials scrubbed from every later record of this session. `at` is (monotonic ns, epoch ns) of the
         opening, default now.
         """
-        redactor = Redactor(self.known_secrets)
+        redactor = Redactor(self.operator_secrets)
         handle = SessionHandle(self, SessionRecorder(session_id or new_session_id(), self.audio, redactor))
         if open_info is not None:
             mono, wall = at or (time.monotonic_ns(), time.time_ns())
@@ -349,8 +374,7 @@ class ArchiveWriter:
         journal = journals.pop(sid, None)
         if journal is None:
             return
-        if self._guard(journal.path, journal.close):
-            self._guard(journal.path, lambda: archive.finalize_journal(journal.path, self.out))
+        self._guard(journal.path, lambda: journal.finalize(self.out))
 
     def _guard(self, path: Path, action: Callable[[], object]) -> bool:
         try:

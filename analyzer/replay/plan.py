@@ -257,6 +257,7 @@ def _check_references(response: dict[str, Any], state: SessionState, notes: list
     if not isinstance(items, list):
         return
     for ref in items:
-        if isinstance(ref, dict) and ref.get("type") == "item_reference" and ref.get("id") not in state.items:
+        if (isinstance(ref, dict) and ref.get("type") == "item_reference"
+                and (not isinstance(ref.get("id"), str) or ref["id"] not in state.items)):
             notes.append(Note("unresolved_reference", f"input references {ref.get('id')!r}, which was not in "
                               "the default conversation when the request was sent", ref.get("id")))

@@ -31,6 +31,7 @@ from rtreplay.analyzer.replay.plan import Plan, PlanError, Variant, plan_replay
 from rtreplay.analyzer.replay.send import Answer, replay_once
 from rtreplay.analyzer.report.tool_choice import wilson
 from rtreplay.analyzer.state.timeline import iter_states_before
+from rtreplay.recorder.archive import ArchiveProblem
 from rtreplay.recorder.schema import PROXY_ERROR, PROXY_OPEN
 
 SCOPES = ("out-of-band", "default", "all")
@@ -54,9 +55,13 @@ class Selection:
     scope: str = "out-of-band"  # or "default", "all"
 
 
-def select(archive: Path, selection: Selection) -> list[Request]:
-    """The recorded requests `selection` picks, in (session, seq) order."""
-    found = match.requests(archive, sessions=list(selection.sessions) or None)
+def select(archive: Path, selection: Selection, problems: list[ArchiveProblem] | None = None) -> list[Request]:
+    """The recorded requests `selection` picks, in (session, seq) order; files that could not be read (or
+    only in part) are appended to `problems`."""
+    matched = match.match(archive, sessions=list(selection.sessions) or None)
+    found = matched.requests
+    if problems is not None:
+        problems += matched.problems
     wanted = _where(archive, selection.where) if selection.where else None
     # An explicit --response-id is that request whatever its scope: the scope filter is only a default.
     any_scope = selection.scope == "all" or bool(selection.response_ids)
@@ -252,6 +257,7 @@ async def run_jobs(jobs: Iterable[Job], urls: Sequence[str] | str | None = None,
     by `concurrency` workers, so with `iter_jobs` only the plans being sent exist; results keep the slim
     plan. `headers` go to the target only (the Authorization header lives here and is never recorded).
     """
+    from rtreplay.recorder.redact import handshake_secrets
     from rtreplay.recorder.writer import ArchiveWriter
 
     pacer = Pacer(rate)
@@ -296,6 +302,7 @@ async def run_jobs(jobs: Iterable[Job], urls: Sequence[str] | str | None = None,
         await all_workers(None)
     else:
         async with ArchiveWriter(record) as writer:
+            writer.operator_secrets += handshake_secrets(headers)  # a target may echo the key: never record it
             await all_workers(writer)
     return [done[i] for i in sorted(done)]
 

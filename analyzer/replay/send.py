@@ -100,16 +100,21 @@ async def send_plan(conn: Connection, lines: Sequence[str], request_event_id: st
         event = await conn.recv()
         kind = event.get("type")
         if kind == "error":
-            error = event.get("error") if isinstance(event.get("error"), dict) else {}
-            if error.get("event_id") in setup_ids:
+            error = _obj(event.get("error"))
+            event_id = error.get("event_id") if isinstance(error.get("event_id"), str) else None
+            if event_id in setup_ids:
                 setup_errors.append(error)
-            elif error.get("event_id") == request_event_id or is_ordered_rejection(error):
+            elif event_id == request_event_id or is_ordered_rejection(error):
                 return Answer("rejected", error_type=error.get("type"), error_code=error.get("code"),
                               setup_errors=setup_errors, detail=error.get("message"))
         elif kind == "response.created" and response_id is None:
-            response_id = (event.get("response") or {}).get("id")
-        elif kind == "response.done" and (event.get("response") or {}).get("id") == response_id:
+            response_id = _obj(event.get("response")).get("id")
+        elif kind == "response.done" and response_id is not None and _obj(event.get("response")).get("id") == response_id:
             return _concluded(event["response"], setup_errors)
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}  # a target may send anything where an object belongs
 
 
 def _concluded(response: dict[str, Any], setup_errors: list[dict[str, Any]]) -> Answer:

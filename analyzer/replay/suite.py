@@ -80,12 +80,13 @@ class GateResult:
         return 0 if all(d.holds for d in self.decisions) else 1
 
 
-def prepare(gate: Gate) -> tuple[list[Any], list[str]]:
+def prepare(gate: Gate, problems: list | None = None) -> tuple[list[Any], list[str]]:
     """The selected requests and the URLs they will go to ("sim" for the simulator); `RUN_ERRORS` when the
-    gate cannot run (nothing selected, unknown variant in an expectation, no target)."""
+    gate cannot run (nothing selected, unknown variant in an expectation, no target). Files that could not
+    be read (or only in part) are appended to `problems`."""
     check_variants(gate.expectations, [v.name for v in gate.variants])
     gate = gate.opened()
-    requests = select(gate.archive, gate.selection)
+    requests = select(gate.archive, gate.selection, problems)
     if not requests:
         sel = gate.selection
         scoped = "" if sel.response_ids or sel.scope == "all" else f" (only {sel.scope} requests unless --scope all)"

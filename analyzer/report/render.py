@@ -14,6 +14,7 @@ from rich.console import Console
 
 from rtreplay.analyzer.state.request import OUTCOMES
 from rtreplay.analyzer.report.terminal import Column, print_table
+from rtreplay.analyzer.report.escape import csv_cell, rich, terminal
 from rtreplay.analyzer.report.tool_choice import ErrorCount, Group, Headline, Report, interval_text, pct
 
 JSON_VERSION = 1
@@ -100,12 +101,12 @@ def render_csv(report: Report) -> str:
                      "forced_expected", "forced_happened", "top_errors"])
     for g in report.groups:
         fields = _group_fields(g)
-        writer.writerow([
+        writer.writerow([csv_cell(c) for c in [
             g.form, *(_cell(v) for _, v in g.split), *(fields[k] for k in CSV_COUNTS),
             _cell(fields["failure_rate"]), _cell(fields["ci_low"]), _cell(fields["ci_high"]),
             g.forced_expected if g.forced_expected else "", g.forced_happened if g.forced_expected else "",
             "; ".join(error_text(e) for e in g.top_errors),
-        ])
+        ]])
     return out.getvalue()
 
 
@@ -120,7 +121,7 @@ def _row(g: Group) -> list[str]:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    return terminal(text, one_line=True).replace("|", "\\|")
 
 
 def render_markdown(report: Report) -> str:
@@ -151,7 +152,8 @@ def render_table(report: Report, console: Console) -> None:
                 interval_text(g.interval), forced_text(g)]
 
     columns = [Column("form"), *(Column(s, justify="left") for s in report.splits), *TABLE_COLUMNS]
-    rows = [[g.form, *(_cell(v) for _, v in g.split), *cells(g)] for g in report.groups]
+    # Recorded values (forms, split values) are shown as literal text: never markup, never escapes.
+    rows = [[rich(g.form), *(rich(_cell(v)) for _, v in g.split), *cells(g)] for g in report.groups]
     total = ["all", *("" for _ in report.splits), *cells(report.total)] if report.groups else None
     print_table(console, "Requests by tool_choice form", columns, rows, total=total, labels=1 + len(report.splits),
                 caption="ok = completed, unfin = unfinished, rate = failed / (req - unfin), "
@@ -161,5 +163,5 @@ def render_table(report: Report, console: Console) -> None:
         console.print("Top errors:", style="bold")
         for g in with_errors:
             where = " ".join([g.form, *(_cell(v) for _, v in g.split)])
-            console.print(f"  {where}: " + "; ".join(error_text(e) for e in g.top_errors), highlight=False)
-    console.print(report.headline.text, style="bold", highlight=False)
+            console.print(rich(f"  {where}: " + "; ".join(error_text(e) for e in g.top_errors)), highlight=False)
+    console.print(rich(report.headline.text), style="bold", highlight=False)

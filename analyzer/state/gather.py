@@ -62,15 +62,22 @@ def batch_rows(fs: pafs.FileSystem, files: list[ArchiveFile],
     """The request rows of one batch of files, and the problems met reading them (a worker's whole job)."""
     arc = Archive("", fs, files)
     read: list = []
+    wanted = pl.col("type").is_in(MATCH_TYPES) | ((pl.col("direction") == CLIENT) & pl.col("event_id").is_not_null())
+    if sessions:
+        wanted = wanted & pl.col("session_id").is_in(list(sessions))
     with collector_paused():
-        frames = [fr for f in files if (fr := load.file_frame(arc, f, read)) is not None]
-        if not frames:
-            return REQUEST_SCHEMA.empty_table(), [str(p) for p in read]
-        wanted = pl.col("type").is_in(MATCH_TYPES) | ((pl.col("direction") == CLIENT) & pl.col("event_id").is_not_null())
-        if sessions:
-            wanted = wanted & pl.col("session_id").is_in(list(sessions))
-        events = pl.concat(frames, how="vertical").filter(wanted).select(list(MATCH_COLUMNS)).collect().to_arrow()
-        return session_requests(events), [str(p) for p in read]
+        for verify in (False, True):  # a file damaged inside fails the collect: then read each whole, name it
+            read = []
+            frames = [fr for f in files if (fr := load.file_frame(arc, f, read, verify=verify)) is not None]
+            if not frames:
+                return REQUEST_SCHEMA.empty_table(), [str(p) for p in read]
+            try:
+                events = pl.concat(frames, how="vertical").filter(wanted).select(list(MATCH_COLUMNS)).collect()
+                break
+            except (pl.exceptions.PolarsError, OSError):
+                if verify:
+                    raise
+        return session_requests(events.to_arrow()), [str(p) for p in read]
 
 
 def gather(arc: Archive, sessions: Sequence[str] = (), jobs: int = 1,
@@ -86,10 +93,14 @@ def gather(arc: Archive, sessions: Sequence[str] = (), jobs: int = 1,
     tables: list[pa.Table] = []
     if sum(f.size for f in arc.files) < min_pool_bytes:
         jobs = 1
+    unreadable = 0
     for batch, (table, read) in _run(arc, session_batches(arc.files), list(sessions) or None, jobs):
         tables.append(table)
         problems += read
+        unreadable += len(read)
         advance(len(batch))
+    if unreadable >= len(arc.files):  # every file had a problem: nothing to report on
+        raise ArchiveError(f"{arc.location}: nothing could be read; " + "; ".join(problems[:3]))
     with collector_paused():
         return to_requests(pa.concat_tables(tables)) if tables else [], problems
 

@@ -9,7 +9,7 @@ the Parquet reader); older files and open journals are read through the archive,
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +40,23 @@ class Scan:
     problems: list[ArchiveProblem] = field(default_factory=list)
 
 
-def scan(source: Source) -> Scan:
+def _readable(source: str | io.BytesIO) -> bool:
+    try:
+        pl.read_parquet(source, hive_partitioning=False)
+        return True
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return False
+
+
+DAMAGED = "not a readable rtreplay Parquet file (damaged data pages)"
+
+
+def scan(source: Source, verify: bool = False) -> Scan:
     """All events of an archive as a LazyFrame; unreadable files are listed.
+
+    Current-version Parquet files are checked by their footer only (columns, timestamp statistics) and read
+    lazily; with `verify` each is also read whole once, so that damage inside one (flipped bytes) is named
+    rather than failing the whole frame. `collect` verifies only when a plain collect fails.
 
     Raises `ArchiveError` when there are archive files but none could be read.
     """
@@ -53,10 +68,16 @@ def scan(source: Source) -> Scan:
     for f in arc.files:
         try:
             if not f.is_journal and local and version_of(pq.read_schema(f.path)) == SCHEMA_VERSION:
-                current.append(f.path)
+                problem = archive_io.footer_problem(f.path)
+                if problem is None and verify and not _readable(f.path):
+                    problem = DAMAGED
+                if problem is not None:
+                    problems.append(ArchiveProblem(str(f), problem))
+                else:
+                    current.append(f.path)
                 continue
             table, note = arc.read(f)
-        except (ArchiveError, SchemaVersionError, pa.ArrowException, OSError) as exc:
+        except (ArchiveError, SchemaVersionError, pa.ArrowException, OSError, ValueError) as exc:
             problems.append(ArchiveProblem(str(f), str(exc).removeprefix(f"{f}: ")))
             continue
         if note:
@@ -72,13 +93,20 @@ def scan(source: Source) -> Scan:
     return Scan(pl.concat(frames, how="vertical"), problems)
 
 
-def file_frame(arc: Archive, f: ArchiveFile, problems: list[ArchiveProblem]) -> pl.LazyFrame | None:
+def file_frame(arc: Archive, f: ArchiveFile, problems: list[ArchiveProblem],
+               verify: bool = False) -> pl.LazyFrame | None:
     """One file's events as a LazyFrame, the file opened and read once (None and a problem when it cannot
     be read). A file at the current version is scanned by polars from its bytes, so filters and column
-    selections still reach the Parquet reader."""
+    selections still reach the Parquet reader; its footer is checked as in `scan`, its pages with `verify`."""
     try:
         buf = arc.read_buffer(f)
         if not f.is_journal and parquet_version(f, buf) == SCHEMA_VERSION:
+            problem = archive_io.footer_problem(pa.BufferReader(buf))
+            if problem is None and verify and not _readable(io.BytesIO(buf)):
+                problem = DAMAGED
+            if problem is not None:
+                problems.append(ArchiveProblem(str(f), problem))
+                return None
             return pl.scan_parquet(io.BytesIO(buf), hive_partitioning=False)
         table, note = read_bytes(f, buf)
     except ArchiveError as exc:
@@ -87,6 +115,20 @@ def file_frame(arc: Archive, f: ArchiveFile, problems: list[ArchiveProblem]) -> 
     if note:
         problems.append(ArchiveProblem(str(f), note))
     return pl.from_arrow(table).lazy()  # type: ignore[union-attr]
+
+
+def collect(source: Source, query: Callable[[pl.LazyFrame], pl.LazyFrame],
+            problems: list[ArchiveProblem]) -> pl.DataFrame:
+    """`query` over the archive's events, collected; a file that fails the read is named in `problems` and
+    left out (the archive is scanned again, reading each file whole, only when the first attempt fails)."""
+    sc = scan(source)
+    try:
+        frame = query(sc.frame).collect()
+    except (pl.exceptions.PolarsError, OSError):
+        sc = scan(source, verify=True)
+        frame = query(sc.frame).collect()
+    problems.extend(sc.problems)
+    return frame
 
 
 def events(source: Source) -> pl.LazyFrame:

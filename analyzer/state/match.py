@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 import polars as pl
 import pyarrow as pa
 
-from rtreplay.analyzer.state.load import scan
+from rtreplay.analyzer.state.load import collect
 from rtreplay.analyzer.state.request import FORCED_FORMS, Request, answer_key, fits, request_key
 from rtreplay.analyzer.state.session import Event
 from rtreplay.recorder.archive import ArchiveProblem
@@ -261,19 +261,20 @@ def _frame(source: str | Path | pa.Table | pl.DataFrame | pl.LazyFrame,
            problems: list[ArchiveProblem]) -> pl.DataFrame:
     """The match-relevant rows of `source`, sorted by (session_id, seq); ts as epoch microseconds."""
     if isinstance(source, (str, Path, Archive)):
-        sc = scan(source)
-        problems.extend(sc.problems)
-        lazy = sc.frame
-    elif isinstance(source, pa.Table):
+        return collect(source, _match_rows, problems)  # a damaged file is named and left out
+    if isinstance(source, pa.Table):
         lazy = pl.from_arrow(source.select(list(MATCH_COLUMNS))).lazy()  # type: ignore[union-attr]
     else:
         lazy = source.lazy()
+    return _match_rows(lazy).collect()
+
+
+def _match_rows(lazy: pl.LazyFrame) -> pl.LazyFrame:
     # Client events of any type that carry an event_id: an error naming one answers it (definitions rule 1).
     wanted = pl.col("type").is_in(MATCH_TYPES) | ((pl.col("direction") == CLIENT) & pl.col("event_id").is_not_null())
     return (lazy.filter(wanted)
             .select([pl.col(c) for c in MATCH_COLUMNS])
             .with_columns(pl.col("ts").dt.epoch("us"))
-            .collect()
             .sort(["session_id", "seq"]))
 
 

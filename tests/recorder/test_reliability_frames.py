@@ -78,10 +78,10 @@ def fragments(frame: str | bytes, rng: random.Random) -> list:
 
 
 async def echo_or_break(ws) -> None:
-    """Echo each message as it came (text or binary); `?bad=server` sends invalid UTF-8 instead."""
+    """Echo each message as it came (text or binary); `?model=bad-server` sends invalid UTF-8 instead."""
     await ws.send(SECRET_EVENT)
     try:
-        if "bad=server" in ws.request.path:
+        if "model=bad-server" in ws.request.path:
             await ws.send(b"ok")
             await ws.send(b"caf\xe9 \xff", text=True)
         async for message in ws:
@@ -93,7 +93,7 @@ async def echo_or_break(ws) -> None:
 async def main_session(url: str, frames: list[tuple[str | bytes, str]]) -> list:
     rng = random.Random(7)
     got: list = []
-    async with connect(url + "/v1/realtime?model=m&run=main", max_size=None, **credentials()) as ws:
+    async with connect(url + "/v1/realtime?model=main", max_size=None, **credentials()) as ws:
         assert await ws.recv() == SECRET_EVENT
 
         async def sender() -> None:
@@ -112,7 +112,7 @@ async def main_session(url: str, frames: list[tuple[str | bytes, str]]) -> list:
 async def invalid_utf8_session(url: str, bad: str) -> tuple[int | None, list]:
     """A session where `bad` ("client" or "server") sends a text frame that is not UTF-8."""
     got: list = []
-    async with connect(f"{url}/v1/realtime?model=m&bad={bad}", **credentials()) as ws:
+    async with connect(f"{url}/v1/realtime?model=bad-{bad}", **credentials()) as ws:
         try:
             if bad == "client":
                 await ws.send('{"type":"x.before"}')
@@ -126,7 +126,7 @@ async def invalid_utf8_session(url: str, bad: str) -> tuple[int | None, list]:
 
 async def interleaved_control_session(port: int, messages: list[str]) -> tuple[list[str], list[bytes]]:
     """Fragments with pings and unsolicited pongs between them, written by websockets' sans-I/O client."""
-    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/v1/realtime?model=m&run=control"), max_size=None)
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/v1/realtime?model=control"), max_size=None)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     request = protocol.connect()
     request.headers["Authorization"] = f"Bearer {FAKE_KEY}"
@@ -185,18 +185,19 @@ async def test_ten_thousand_bad_frames_pass_as_the_stacks_allow_and_are_recorded
 
     # The archive holds every frame, as sent, with the type it must have.
     sessions = session_rows(tmp_path)
+    # Sessions are told apart by `model`: the query's only parameter recorded as sent (docs/security.md).
     by_run = {orjson.loads(rows[0]["payload"])["query"]: rows for rows in sessions.values()}
-    main = by_run["model=m&run=main"]
+    main = by_run["model=main"]
     for direction in (schema.CLIENT, schema.SERVER):
         rows = [r for r in main if r["direction"] == direction][0 if direction == schema.CLIENT else 1:]
         assert [rebuild(r) for r in rows] == [f for f, _ in frames]
         assert [r["type"] for r in rows] == [t for _, t in frames]
-    control = by_run["model=m&run=control"]
+    control = by_run["model=control"]
     assert [r["payload"] for r in control if r["direction"] == schema.CLIENT] == control_messages
     assert {r["type"] for r in control} <= {schema.PROXY_OPEN, schema.PROXY_CLOSE, "session.created",
                                              "conversation.item.create"}  # no ping or pong became an event
     for bad in ("client", "server"):
-        for rows in [rows for q, rows in by_run.items() if q == f"model=m&bad={bad}"]:
+        for rows in [rows for q, rows in by_run.items() if q == f"model=bad-{bad}"]:
             invalid = [r for r in rows if r["type"] == INVALID and r["audio"] is not None]
             assert [r["direction"] for r in invalid] == [bad]
             assert invalid[0]["audio"] in (b'{"type":"x","t":"caf\xe9"}', b"caf\xe9 \xff")
@@ -206,7 +207,7 @@ async def test_ten_thousand_bad_frames_pass_as_the_stacks_allow_and_are_recorded
     assert_no_secret(tmp_path)
 
     # No analyzer command crashes on this archive.
-    picked = [(rows[0]["session_id"], str(rows[-1]["seq"])) for rows in (main, control, by_run["model=m&bad=server"])]
+    picked = [(rows[0]["session_id"], str(rows[-1]["seq"])) for rows in (main, control, by_run["model=bad-server"])]
     outputs = []
     for args, ok in [(["analyze", str(tmp_path), "--format", "json"], {0}),
                      (["sessions", str(tmp_path), "--format", "json"], {0}),
