@@ -15,7 +15,7 @@ import click
 import polars as pl
 
 from rtreplay.cli.location import Location
-from rtreplay.analyzer.report.escape import csv_cell, terminal
+from rtreplay.queries.escape import csv_cell, terminal
 from rtreplay.analyzer.state import load
 from rtreplay.recorder.importer import ImportFailed, import_jsonl
 from rtreplay.analyzer.state.match import match

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import orjson
 import pyarrow as pa
 
-from rtreplay.analyzer.report.escape import csv_cell, terminal
+from rtreplay.queries.escape import csv_cell, terminal
 import pyarrow.parquet as pq
 
 FORMATS = ("table", "csv", "json", "parquet")

@@ -348,7 +348,7 @@ class ArchiveWriter:
             if journal is None:
                 journal = journals[sid] = JournalFile(archive.journal_path(self.out, sid))
             journal.append(records_to_batch(rows).serialize())
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:  # disk full; or a batch Arrow cannot hold (> 2 GiB)
             count, _ = lost.get(sid, (0, ""))
             lost[sid] = (count + len(rows), str(exc))
             self.lost_records += len(rows)

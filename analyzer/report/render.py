@@ -14,7 +14,7 @@ from rich.console import Console
 
 from rtreplay.analyzer.state.request import OUTCOMES
 from rtreplay.analyzer.report.terminal import Column, print_table
-from rtreplay.analyzer.report.escape import csv_cell, rich, terminal
+from rtreplay.queries.escape import csv_cell, rich, terminal
 from rtreplay.analyzer.report.tool_choice import ErrorCount, Group, Headline, Report, interval_text, pct
 
 JSON_VERSION = 1

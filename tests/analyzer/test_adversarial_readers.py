@@ -187,7 +187,7 @@ def test_nothing_readable_is_a_non_zero_exit(tmp_path: Path) -> None:
     bad.write_bytes(b"PAR1" + os.urandom(200) + b"PAR1")
     for argv in (["sessions", str(out)], ["analyze", str(out)], ["replay", str(out), "--dry-run"]):
         result = CliRunner().invoke(cli, argv)
-        assert result.exit_code == 1, (argv, result.output[-500:])
+        assert result.exit_code in (1, 2), (argv, result.output[-500:])  # replay: 2 = could not run
         assert "Traceback" not in result.output and bad.name in result.output, (argv, result.output[-500:])
 
 

@@ -8,6 +8,8 @@ import stat
 import threading
 from pathlib import Path
 
+import pyarrow as pa
+
 from rtreplay.recorder import archive
 from rtreplay.recorder.writer import ArchiveWriter
 
@@ -79,3 +81,40 @@ def test_finalized_parquet_files_are_private_like_journals(tmp_path: Path) -> No
     files = list((tmp_path / "events").rglob("*.parquet"))
     assert len(files) == 1
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+
+
+def test_a_batch_arrow_cannot_build_is_a_counted_named_loss_not_a_dead_writer(tmp_path: Path, monkeypatch) -> None:
+    """The writer thread died on ArrowCapacityError (only OSError was caught): later sessions had no record."""
+    from rtreplay.recorder import writer as writer_module
+
+    real = writer_module.records_to_batch
+    failed = []
+
+    def once(rows):
+        if not failed and any("huge" in (r[9] or "") for r in rows):
+            failed.append(len(rows))
+            raise pa.ArrowCapacityError("array cannot contain more than 2147483646 bytes")
+        return real(rows)
+
+    monkeypatch.setattr(writer_module, "records_to_batch", once)
+
+    async def run() -> list[str]:
+        async with ArchiveWriter(tmp_path, flush_interval=0.05) as writer:
+            first = writer.open_session({"headers": []})
+            first.client('{"type":"huge"}')
+            await asyncio.sleep(0.2)
+            first.client('{"type":"after"}')
+            first.close()
+            second = writer.open_session({"headers": []})
+            second.client('{"type":"ok"}')
+            second.close()
+        return [first.session_id, second.session_id]
+
+    first, second = asyncio.run(run())
+    rows = archive.read_archive(tmp_path).table.to_pylist()
+    mine = [r for r in rows if r["session_id"] == first]
+    assert failed and [r["type"] for r in mine if r["type"] == "proxy.error"] == ["proxy.error"]
+    error = [r for r in mine if r["type"] == "proxy.error"][0]["payload"]
+    assert "ArrowCapacityError" in error or "2147483646" in error
+    assert "after" in [r["type"] for r in mine]
+    assert [r["type"] for r in rows if r["session_id"] == second] == ["proxy.open", "ok", "proxy.close"]
