@@ -51,7 +51,7 @@ MAX_REPEAT = 10_000
                    "function:NAME or conversation=auto,none (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="response.FIELD=JSON", help="One more variant with FIELD set to JSON (repeatable).")
 @click.option("--repeat", default=1, show_default=True, type=click.IntRange(1, MAX_REPEAT),
-              help=f"Replays per request and variant (at most {MAX_REPEAT}: every job is planned up front).")
+              help=f"Replays per request and variant (at most {MAX_REPEAT}).")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1), help="Replay sessions at once.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PER_S", help="At most this many replay sessions started per second.")
 @click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="Seconds per replay session.")
