@@ -149,11 +149,11 @@ async def test_a_deflate_bomb_is_cut_at_the_cap_and_a_neighbour_stays_fully_reco
         try:
             [child] = recorder_processes(proc.pid)
             before = vm_hwm(child)
-            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?run=neighbour", compression="deflate") as ws:
+            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=neighbour", compression="deflate") as ws:
                 await ws.recv()  # the upstream's first event
                 stop = asyncio.Event()
                 chatter = asyncio.create_task(neighbour(ws, stop))
-                reader, writer, answer = await raw_client(port, "run=bomb", "permessage-deflate")
+                reader, writer, answer = await raw_client(port, "model=bomb", "permessage-deflate")
                 assert b"permessage-deflate" in answer
                 writer.write(bomb)
                 await writer.drain()
@@ -161,7 +161,7 @@ async def test_a_deflate_bomb_is_cut_at_the_cap_and_a_neighbour_stays_fully_reco
                 writer.close()
                 stop.set()
                 await asyncio.wait_for(chatter, 60)
-            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?run=after") as ws:
+            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=after") as ws:
                 await ws.recv()
                 await ws.send('{"type":"response.create"}')
                 assert await ws.recv() == '{"type":"response.create"}'
@@ -173,18 +173,18 @@ async def test_a_deflate_bomb_is_cut_at_the_cap_and_a_neighbour_stays_fully_reco
     assert peak - before < BOMB_GROWTH_BOUND, f"recorder grew by {(peak - before) >> 20} MiB"
     assert not recorder_processes(proc.pid)
     runs = by_query(tmp_path)
-    assert set(runs) == {"run=neighbour", "run=bomb", "run=after"}
-    neighbour_rows = runs["run=neighbour"]
+    assert set(runs) == {"model=neighbour", "model=bomb", "model=after"}
+    neighbour_rows = runs["model=neighbour"]
     assert [r["payload"] for r in neighbour_rows if r["direction"] == schema.CLIENT] == neighbour_sent
     assert [r["type"] for r in neighbour_rows if r["direction"] == schema.PROXY] == [schema.PROXY_OPEN,
                                                                                      schema.PROXY_CLOSE]
-    bomb_rows = runs["run=bomb"]
+    bomb_rows = runs["model=bomb"]
     [cut] = [orjson.loads(r["payload"]) for r in bomb_rows if r["type"] == schema.PROXY_ERROR]
     assert f"over the {tap.MAX_MESSAGE} byte cap" in cut["error"]
     assert (cut["direction"], cut["wire_bytes"], cut["message_bytes"]) == ("client", len(bomb) - 14, None)
     assert orjson.loads(bomb_rows[-1]["payload"])["unrecorded"] == {"messages": 1, "frames": 0,
                                                                     "wire_bytes": len(bomb) - 14}
-    assert [r["type"] for r in runs["run=after"]] == [schema.PROXY_OPEN, "session.created", "response.create",
+    assert [r["type"] for r in runs["model=after"]] == [schema.PROXY_OPEN, "session.created", "response.create",
                                                       "response.create", schema.PROXY_CLOSE]
 
 
@@ -196,7 +196,7 @@ async def test_frames_that_break_the_protocol_are_recorded_raw_and_parsing_goes_
     upstream = await raw_upstream(to_client, received)
     proc, port = await start_proxy(upstream.sockets[0].getsockname()[1], tmp_path)
     try:
-        reader, writer, _ = await raw_client(port, "run=broken")
+        reader, writer, _ = await raw_client(port, "model=broken")
         writer.write(b"".join(to_server))
         got = b""
         while len(got) < len(b"".join(to_client)):
@@ -231,7 +231,7 @@ async def test_a_stream_cut_inside_a_frame_is_counted(tmp_path) -> None:
     whole = event_frame('{"type":"conversation.item.create","event_id":"whole"}', True)
     half = event_frame('{"type":"conversation.item.create","event_id":"half"}' + " " * 1000, True)[:600]
     try:
-        _, writer, _ = await raw_client(port, "run=cut")
+        _, writer, _ = await raw_client(port, "model=cut")
         writer.write(whole + half)
         await until(lambda: len(b"".join(received)) >= len(whole + half))
         writer.close()
@@ -271,12 +271,12 @@ async def test_any_failure_of_the_writer_thread_stops_the_proxy_with_a_non_zero_
         try:
             for _ in range(400):
                 try:
-                    async with connect(f"ws://127.0.0.1:{port}/v1/realtime?run=first") as ws:
+                    async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=first") as ws:
                         await ws.recv()
                         break
                 except OSError:
                     await asyncio.sleep(0.05)
-            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?run=boom") as ws:
+            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=boom") as ws:
                 await ws.recv()
                 await ws.send('{"type":"x.writer-boom"}')
                 closed = False
