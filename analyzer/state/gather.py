@@ -99,7 +99,7 @@ def gather(arc: Archive, sessions: Sequence[str] = (), jobs: int = 1,
         problems += read
         unreadable += len(read)
         advance(len(batch))
-    if unreadable >= len(arc.files):  # every file had a problem: nothing to report on
+    if unreadable >= len(arc.files) and not any(t.num_rows for t in tables):  # nothing could be read
         raise ArchiveError(f"{arc.location}: nothing could be read; " + "; ".join(problems[:3]))
     with collector_paused():
         return to_requests(pa.concat_tables(tables)) if tables else [], problems
