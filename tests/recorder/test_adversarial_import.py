@@ -24,7 +24,7 @@ def test_unicode_line_separators_inside_json_do_not_split_events(tmp_path: Path)
     line = orjson.dumps({"type": "conversation.item.create", "item": {"content": [{"text": text}]}},
                         option=orjson.OPT_APPEND_NEWLINE).decode().strip()
     done = import_jsonl(write(tmp_path, [line, line]), tmp_path / "out")
-    assert done.invalid_lines == 0 and done.events == 3  # proxy.open + 2
+    assert done.invalid_lines == 0 and done.events == 2  # two lines, two events (not split)
     payloads = archive.read_archive(tmp_path / "out").table["payload"].to_pylist()
     assert sum(text in p for p in payloads) == 2
 
