@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rtreplay.analyzer.report.voice_facts import SessionFacts
+from rtreplay.analyzer.report.voice_values import SessionFacts
 from rtreplay.analyzer.report.voice_render import Table, money, short
 from rtreplay.queries.prices import KINDS, PriceError, Prices, load_prices
 

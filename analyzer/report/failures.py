@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rtreplay.analyzer.report.voice_facts import Failure, SessionFacts, utc
+from rtreplay.analyzer.report.voice_values import Failure, SessionFacts, utc
 from rtreplay.analyzer.report.voice_render import Table, short
 
 KINDS = ("response_failed", "response_incomplete", "response_without_done", "error", "session_expired",

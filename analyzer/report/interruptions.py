@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rtreplay.analyzer.report.voice_facts import BargeIn, SessionFacts, Truncation, utc
+from rtreplay.analyzer.report.voice_values import BargeIn, SessionFacts, Truncation, utc
 from rtreplay.analyzer.report.voice_render import Table, ms, short
 
 LIST_LIMIT = 30  # rows of barge-ins / truncations shown by the terminal and Markdown (JSON has all)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtreplay.analyzer.report.voice_facts import SessionFacts
+from rtreplay.analyzer.report.voice_values import SessionFacts
 from rtreplay.analyzer.report.voice_render import Table, ms, quantile
 
 MEASURES = ("turn_to_first_audio", "request_to_created", "request_to_first_delta", "tool_call_to_output",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rtreplay.analyzer.report import cost, failures, interruptions, latency
-from rtreplay.analyzer.report.voice_facts import SessionFacts
+from rtreplay.analyzer.report.voice_values import SessionFacts
 from rtreplay.analyzer.report.voice_render import dumps, render_csv, render_json, render_markdown
 
 VOICE = ("latency", "interruptions", "cost", "failures")

@@ -10,9 +10,9 @@ import orjson
 import polars as pl
 
 from rtreplay.analyzer.report.voice_facts import (
-    APPEND, AUDIO_DELTAS, COLUMNS, CONTROL_TYPES, DELTAS, JSON_FIELDS, TRANSCRIPT_DELTAS, ItemAudio, SessionFacts,
-    walk,
+    APPEND, AUDIO_DELTAS, COLUMNS, CONTROL_TYPES, DELTAS, JSON_FIELDS, TRANSCRIPT_DELTAS, walk,
 )
+from rtreplay.analyzer.report.voice_values import ItemAudio, SessionFacts
 
 BATCH_SESSIONS = 8  # sessions read per batch: memory is bounded by this many sessions' control rows
 
