@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,14 @@ import orjson
 from websockets.exceptions import ConnectionClosed
 import pytest
 
-from test_proxy_relay import free_port
-
 FAKE_KEY = "ek_fake_reliability_7f3a9c2e5b1d04"
 RTREPLAY = [sys.executable, "-c", "from rtreplay.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def credentials() -> dict:
@@ -68,11 +73,14 @@ def no_secret_in_logs(caplog, capfd):
     assert_no_secret(caplog.text, out, err)
 
 
-async def start_proxy(upstream_port: int, out: Path, *options: str) -> tuple[subprocess.Popen, int]:
-    """`rtreplay proxy` in its own process, listening; stderr is kept for `stop_proxy`."""
+async def start_proxy(upstream: int | str, out: Path, *options: str) -> tuple[subprocess.Popen, int]:
+    """`rtreplay proxy` in its own process, listening; stderr is kept for `stop_proxy`.
+
+    `upstream`: a port on 127.0.0.1, or a URL."""
     port = free_port()
-    proc = subprocess.Popen(RTREPLAY + ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream",
-                                        f"ws://127.0.0.1:{upstream_port}", "--out", str(out), *options],
+    url = upstream if isinstance(upstream, str) else f"ws://127.0.0.1:{upstream}"
+    proc = subprocess.Popen(RTREPLAY + ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream", url,
+                                        "--out", str(out), *options],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(400):
         if proc.poll() is not None:

@@ -21,6 +21,8 @@ from rtreplay.analyzer.state.match import requests as recorded_requests
 from rtreplay.cli import cli
 from rtreplay.queries.loader import VIEWS
 
+from reliability_support import free_port, start_proxy
+
 RTREPLAY = [sys.executable, "-c", "from rtreplay.cli import main; main()"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,29 +233,6 @@ def test_import_dates_a_named_session_refuses_to_overwrite_and_counts_honestly(t
 
 
 # --- the proxy: --listen, an unreachable upstream, stopping -------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start_proxy(upstream: str, out: Path) -> tuple[subprocess.Popen, int]:
-    """`rtreplay proxy` in its own process, once it accepts connections."""
-    port = free_port()
-    proc = subprocess.Popen(RTREPLAY + ["proxy", "--listen", f"127.0.0.1:{port}", "--upstream", upstream,
-                                        "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    for _ in range(400):
-        if proc.poll() is not None:
-            raise AssertionError(f"proxy exited: {proc.communicate()}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return proc, port
-        except OSError:
-            await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"proxy did not start: {proc.communicate()}")
 
 
 def stop_proxy(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[int, str]:

@@ -5,7 +5,6 @@ import asyncio
 import base64
 import functools
 import random
-import socket
 from pathlib import Path
 
 import orjson
@@ -17,6 +16,8 @@ from websockets.frames import CloseCode
 
 from rtreplay.recorder import archive, schema
 from rtreplay.recorder.proxy import running
+
+from reliability_support import free_port  # noqa: F401  (test_adversarial_tap imports it from here)
 
 Message = str | bytes
 
@@ -79,12 +80,6 @@ async def exchange(ws, outgoing: list[Message], fragmented: bool) -> list[Messag
 
     await asyncio.gather(sender(), receiver())
     return received
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def session_rows(out: Path) -> dict[str, list[dict]]:
