@@ -191,20 +191,25 @@ def check_table(table: pa.Table) -> None:
 def read_file(path: Path) -> tuple[pa.Table, str | None]:
     """One archive file (Parquet or journal) at the current schema version, and a note on damage."""
     path = Path(path)
+    return read_table(path, str(path), path.suffix == JOURNAL_SUFFIX)
+
+
+def read_table(source: Path | pa.NativeFile, name: str, is_journal: bool) -> tuple[pa.Table, str | None]:
+    """`read_file` over a path or an open stream (an object store's bytes); `name` names it in errors."""
     try:
-        if path.suffix == JOURNAL_SUFFIX:
-            table, note = read_journal(path)
+        if is_journal:
+            table, note = read_journal(source) if isinstance(source, Path) else read_journal_stream(source, name)
         else:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(source)
             table, note = upgrade(pf.read(), version_of(pf.schema_arrow)), None
-        check_table(table)
+        check_table(table)  # hand-made files: the archive's columns and dates, or a named problem
         return table, note
     except SchemaVersionError as exc:
-        raise ArchiveError(f"{path}: {exc}") from exc
+        raise ArchiveError(f"{name}: {exc}") from exc
     except ArchiveError:
         raise
     except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
-        raise ArchiveError(f"{path}: not a readable rtreplay Parquet file ({exc})") from exc
+        raise ArchiveError(f"{name}: not a readable rtreplay Parquet file ({exc})") from exc
 
 
 def iter_archive(root):  # -> Iterator[tuple[file, pa.Table | None, ArchiveProblem | None]]

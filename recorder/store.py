@@ -21,9 +21,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from rtreplay.recorder.archive import (
-    JOURNAL_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX, ArchiveError, ArchiveProblem, check_table, read_journal_stream,
+    JOURNAL_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX, ArchiveError, ArchiveProblem, read_table,
 )
-from rtreplay.recorder.schema import SchemaVersionError, upgrade, version_of
+from rtreplay.recorder.schema import version_of
 
 
 @dataclass(frozen=True)
@@ -199,20 +199,7 @@ def filesystem_for(location: str) -> tuple[pafs.FileSystem, str]:
 
 def read_bytes(file: ArchiveFile, buf: pa.Buffer) -> tuple[pa.Table, str | None]:
     """The table in a file's bytes at the current schema version (upgraded if older), note on damage."""
-    try:
-        if file.is_journal:
-            table, note = read_journal_stream(pa.BufferReader(buf), str(file))
-        else:
-            pf = pq.ParquetFile(pa.BufferReader(buf))
-            table, note = upgrade(pf.read(), version_of(pf.schema_arrow)), None
-        check_table(table)  # hand-made files: the archive's columns and dates, or a named problem
-        return table, note
-    except SchemaVersionError as exc:
-        raise ArchiveError(f"{file}: {exc}") from exc
-    except ArchiveError:
-        raise
-    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:
-        raise ArchiveError(f"{file}: not a readable rtreplay Parquet file ({exc})") from exc
+    return read_table(pa.BufferReader(buf), str(file), file.is_journal)
 
 
 def parquet_version(file: ArchiveFile, buf: pa.Buffer) -> int:
