@@ -12,4 +12,4 @@ GROUP BY kind, detail, cause
 ORDER BY list_position(['response_failed', 'response_incomplete', 'response_without_done', 'error',
                         'session_expired', 'transcription_failed', 'hung_tool_call', 'output_without_response',
                         'barge_in_not_truncated', 'invalid_truncate', 'upstream_close', 'upstream_drop',
-                        'upstream_rejected', 'proxy_error'], kind), count DESC, detail NULLS FIRST, cause NULLS FIRST
+                        'upstream_rejected', 'proxy_stopped', 'proxy_error'], kind), count DESC, detail NULLS FIRST, cause NULLS FIRST

@@ -52,13 +52,17 @@ all_failures AS (
     SELECT session_id, seq, ts, 'upstream_rejected', payload ->> '$.status', NULL FROM proxy
     WHERE type = 'proxy.upstream_rejected'
     UNION ALL
+    SELECT session_id, seq, ts, 'proxy_stopped', NULL, NULL FROM proxy
+    WHERE type = 'proxy.close' AND payload ->> '$.stopped' IS NOT NULL
+    UNION ALL
     SELECT session_id, seq, ts, 'upstream_close', payload ->> '$.server.code', NULL FROM proxy
-    WHERE type = 'proxy.close' AND json_type(payload, '$.server') = 'OBJECT'
+    WHERE type = 'proxy.close' AND payload ->> '$.stopped' IS NULL AND json_type(payload, '$.server') = 'OBJECT'
       AND json_type(payload, '$.server.code') IN ('BIGINT', 'UBIGINT')
       AND CAST(payload ->> '$.server.code' AS BIGINT) <> 1000
     UNION ALL
     SELECT session_id, seq, ts, 'upstream_drop', NULL, NULL FROM proxy
-    WHERE type = 'proxy.close' AND coalesce(json_type(payload, '$.server'), 'NULL') = 'NULL'
+    WHERE type = 'proxy.close' AND payload ->> '$.stopped' IS NULL
+      AND coalesce(json_type(payload, '$.server'), 'NULL') = 'NULL'
       AND payload ->> '$.first_disconnect' = 'server'
 )
 SELECT * FROM all_failures

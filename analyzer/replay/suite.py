@@ -31,7 +31,7 @@ from typing import Any
 from rtreplay.analyzer.replay.expect import Decision, ExpectError, Expectation, check_variants, decide, parse
 from rtreplay.analyzer.replay.plan import RECORDED, PlanError, Variant, variants
 from rtreplay.analyzer.replay.run import (SCOPES, ReplayError, ReplayReport, Result, Selection, is_loopback, iter_jobs,
-                                          recorded_upstreams, run_jobs, select, summarize)
+                                          recorded_upstreams, run_jobs, select, summarize, target_base)
 from rtreplay.analyzer.state.request import FORMS
 from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.store import Archive
@@ -233,11 +233,20 @@ def _gate(spec: dict[str, Any], base: Path, name: str) -> Gate:
         selection=Selection(strings("session"), strings("response_id"), spec.get("failed", False),
                             strings("form"), spec.get("where"), scope),
         variants=tuple(chosen), expectations=expectations, repeat=number("repeat", 1, int),
-        target=spec.get("target"), sim_faults=str(spec.get("sim_faults", "none")),
+        target=_target(spec.get("target")), sim_faults=str(spec.get("sim_faults", "none")),
         concurrency=number("concurrency", 4, int), rate=number("rate", None, float),
         timeout=number("timeout", 60.0, float),
         record=base / record / _slug(name) if isinstance(record, str) else None,
         api_key_env=str(spec.get("api_key_env", "OPENAI_API_KEY")))
+
+
+def _target(value: Any) -> str | None:
+    """A suite's `target`, in the forms `replay --target` takes (one normalisation: `run.target_base`)."""
+    if value is None or value == "sim":
+        return value
+    if not isinstance(value, str):
+        raise TypeError('target must be "sim" or a ws:// or wss:// URL')
+    return target_base(value)
 
 
 def _slug(name: str) -> str:

@@ -16,6 +16,7 @@ Kinds (detail in brackets):
   upstream_close [close code]        the upstream closed with a code other than 1000
   upstream_drop                      the upstream went away without a close frame
   upstream_rejected [HTTP status]    the upstream refused the WebSocket handshake
+  proxy_stopped                      the proxy was stopped mid-session (it said 1001 going away to both sides)
   proxy_error                        the proxy recorded an error
 Counted per session and per hour (or day, past three days of data).
 """
@@ -31,7 +32,7 @@ from rtreplay.analyzer.report.voice_render import Table, short
 
 KINDS = ("response_failed", "response_incomplete", "response_without_done", "error", "session_expired",
          "transcription_failed", "hung_tool_call", "output_without_response", "barge_in_not_truncated",
-         "invalid_truncate", "upstream_close", "upstream_drop", "upstream_rejected", "proxy_error")
+         "invalid_truncate", "upstream_close", "upstream_drop", "upstream_rejected", "proxy_stopped", "proxy_error")
 # Details that name one thing (an item, a call) are not grouped by: the kind says enough.
 UNGROUPED = frozenset({"invalid_truncate", "output_without_response", "barge_in_not_truncated"})
 MAX_BUCKETS = 1000
@@ -157,6 +158,8 @@ def timeline_marks(f: SessionFacts) -> dict[int, list[str]]:
                                           f"audio_end_ms beyond the {gen:,.0f} ms generated")
         elif e.kind == "hung_tool_call":
             text = f"HUNG TURN: {e.detail or 'this call'} never got its function_call_output"
+        elif e.kind == "proxy_stopped":
+            text = "PROXY STOPPED: the proxy closed both sides with 1001 going away (not an upstream failure)"
         else:
             text = f"FAILURE {e.kind}" + (f" {e.detail}" if e.detail else "") + (f" (caused by {e.cause})" if e.cause else "")
         marks.setdefault(e.seq, []).append(text)

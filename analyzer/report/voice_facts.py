@@ -282,7 +282,9 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
             f.failures.append(Failure(seq, ts, "upstream_rejected", None if status is None else str(status)))
         elif kind == "proxy.close":
             server = d.get("server")
-            if isinstance(server, dict) and isinstance(server.get("code"), int) and server["code"] != NORMAL_CLOSE:
+            if d.get("stopped") is not None:  # the proxy said 1001 to both sides: their 1001s are its own doing
+                f.failures.append(Failure(seq, ts, "proxy_stopped"))
+            elif isinstance(server, dict) and isinstance(server.get("code"), int) and server["code"] != NORMAL_CLOSE:
                 f.failures.append(Failure(seq, ts, "upstream_close", str(server["code"])))
             elif server is None and d.get("first_disconnect") == "server":
                 f.failures.append(Failure(seq, ts, "upstream_drop"))

@@ -170,3 +170,30 @@ def test_real_webrtc_recordings(tmp_path):
         ("hung_tool_call", "hang_up", None): 1,  # the persona hangs up: nobody answers the call
     }
     assert interruptions.build(found).to_json()["totals"]["barge_ins"] == 0  # no audio deltas over WebRTC
+
+
+def test_a_stopped_proxy_is_not_an_upstream_failure(tmp_path):
+    """When the proxy is stopped (SIGTERM, Ctrl-C) it says 1001 going away to both sides, and `proxy.close`
+    carries `stopped`: the peers' 1001s are its doing. Python and SQL call it proxy_stopped, not
+    upstream_close, and `show` says the proxy stopped. A `stopped` that is JSON null is no stop."""
+    from rtreplay import queries
+    from rtreplay.recorder import archive
+    from rtreplay.recorder.schema import PROXY
+    from voice_fixtures import START, Log
+
+    going_away = {"code": 1001, "reason": "proxy stopped"}
+    stopped, unstopped = "20260901T100000000000-stopped", "20260901T100000000001-nullstop"
+    for sid, stop in ((stopped, "the proxy was stopped: it sent 1001 going away to both sides"), (unstopped, None)):
+        log = Log(sid, START)
+        log.emit(0, PROXY, {"type": "proxy.open", "path": "/v1/realtime", "query": "model=gpt-realtime"})
+        log.emit(100, PROXY, {"type": "proxy.close", "client": going_away, "server": going_away, "first_close": "client",
+                              "first_disconnect": None, "stopped": stop})
+        archive.write_parquet(log.table(), archive.parquet_path(tmp_path, sid))
+    found, _ = read_archive(tmp_path)
+    got = sorted((e["session_id"], e["kind"], e["detail"]) for e in failures.build(found).to_json()["events"])
+    assert got == [(stopped, "proxy_stopped", None), (unstopped, "upstream_close", "1001")]
+    sql = queries.connect(tmp_path).sql("SELECT session_id, kind, detail FROM voice_failures ORDER BY session_id")
+    assert sorted(sql.fetchall()) == got
+    shown = CliRunner().invoke(cli, ["show", str(tmp_path), stopped])
+    assert shown.exit_code == 0, shown.output
+    assert "PROXY STOPPED" in shown.output and "upstream_close" not in shown.output

@@ -125,3 +125,49 @@ def test_replay_expect_exit_status(workdir: Path) -> None:
     assert '"verdict": "fails"' in run.output and '"verdict": "holds"' in run.output
     bad = CliRunner().invoke(replay_command, [*base, "--expect", "variant=tool_choice=auto:outcome==completed"])
     assert bad.exit_code == 2 and "no variant 'tool_choice=auto' is sent" in bad.output
+
+
+@pytest.fixture(scope="module")
+def simulator_url():
+    """The built-in simulator (no faults) in a thread of its own, for suites that name a ws:// target."""
+    import threading
+
+    from rtreplay.simulator.server import serve
+
+    started, stop, box = threading.Event(), None, {}
+
+    async def run() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        async with serve() as sim:
+            box["url"] = sim.url
+            started.set()
+            await stop.wait()
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    assert started.wait(30)
+    yield box["url"]
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(30)
+
+
+def test_suite_targets_take_the_forms_replay_target_takes(workdir: Path, tmp_path: Path, simulator_url: str) -> None:
+    """A suite's `target` (read by `rtreplay check` and by the pytest plugin through `load_suite`) is normalised
+    by replay's own `target_base`: a base URL, …/v1 and …/v1/realtime?model=… name the same server."""
+    from rtreplay.analyzer.replay.suite import load_suite
+
+    logs = os.path.relpath(workdir / "logs", tmp_path)
+    for form in (simulator_url, simulator_url + "/v1", simulator_url + "/v1/", simulator_url + "/v1/realtime",
+                 simulator_url + "/v1/realtime?model=gpt-realtime"):
+        suite = tmp_path / "forms.rtreplay.toml"
+        suite.write_text(f'archive = "{logs}"\ntarget = "{form}"\nform = ["function"]\n[[case]]\nname = "a"\n'
+                         'vary = ["tool_choice=required"]\nrecorded = false\nexpect = ["outcome==completed"]\n')
+        [case] = load_suite(suite)
+        assert case.gate.target == simulator_url, form
+        result = check(str(suite))
+        assert result.exit_code == 0, (form, result.output)
+    suite.write_text(f'archive = "{logs}"\ntarget = "http://x/v1"\n[[case]]\nname = "a"\nexpect = ["arguments_valid"]\n')
+    result = check(str(suite))
+    assert result.exit_code == 2 and "ws:// or wss://" in result.output and "Traceback" not in result.output
