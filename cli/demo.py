@@ -25,7 +25,7 @@ from rtreplay.simulator.demo_app import DemoCounts, run_demo_app
 from rtreplay.recorder.proxy import running
 
 MARKER = ".rtreplay-demo"  # marks a directory the demo made, so a re-run may clear it and nothing else
-PROFILE = "seed-oob-forced-function"
+PROFILE = "demo"  # the seed report's rule, spoken words paced for the barge-ins
 
 
 async def record(logs: Path, conversations: int, seed: int) -> DemoCounts:

@@ -18,5 +18,5 @@ WHERE type IN (
     'response.function_call_arguments.done', 'conversation.item.create',  -- tool calls
     'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped',  -- turns
     'conversation.item.truncated', 'conversation.item.input_audio_transcription.completed', 'proxy.close',  -- voice
-    'output_audio_buffer.started'  -- WebRTC/SIP playback
+    'output_audio_buffer.started', 'output_audio_buffer.stopped', 'output_audio_buffer.cleared'  -- WebRTC/SIP
 ) OR (direction = 'client' AND (event_id IS NOT NULL OR type <> 'input_audio_buffer.append'))

@@ -35,7 +35,7 @@ VIEWS: tuple[str, ...] = (
     "outcomes", "tool_calls", "errors", "turns",
     # the voice reports (docs/definitions.md, "Voice sessions")
     "voice_items", "voice_settings", "voice_sessions", "voice_responses", "tool_rounds", "latency_samples",
-    "truncations", "barge_ins", "voice_failures", "prices", "voice_cost",
+    "truncations", "barge_ins", "heard_transcripts", "voice_failures", "prices", "voice_cost",
 )
 # Views that `connect` stores as TEMP tables instead: small slices that the other views read many times over
 # (a view is re-evaluated, Parquet scan included, at every reference). The `view_script` keeps them views.

@@ -5,6 +5,10 @@ Each conversation: a text turn, a turn where the model calls a tool and gets its
 out-of-band request — the race of docs/realtime-protocol.md §11.2), then one out-of-band
 `response.create` per `tool_choice` form — the pattern of the two reports in shared/seeds/: "summarize the
 conversation so far" through a forced `return_response` tool, with `conversation: "none"` and metadata.
+Sessions that answer in audio (every other one) end with a caller who talks over the answer (a barge-in): the app
+stops playback at `input_audio_buffer.speech_started` and truncates the cut item where the caller stopped
+hearing it — mostly right, once beyond the audio generated (the "Audio content of …ms is already shorter than
+…ms" error), once not at all (`BARGE_IN_APP`).
 It speaks only the wire protocol (websockets + JSON), so it works against the simulator or the real API.
 """
 from __future__ import annotations
@@ -60,6 +64,14 @@ OOB_FORMS: dict[str, Any] = {
 }
 
 RACING_FORM = "required"  # the out-of-band request sent while server VAD answers the spoken turn
+# What the app does after a barge-in, by spoken session (1st, 2nd, …, then again): truncate at the audio heard;
+# truncate at a playback clock that ran on (beyond the audio generated: an error); forget to truncate.
+BARGE_IN_APP = ("at_heard", "at_heard", "beyond_audio", "never", "at_heard")
+HEARD_WORDS = 2  # words of the answer the app has received when the caller talks over it
+PLAYOUT_MS = 300  # the app plays this far behind what it received (its jitter buffer)
+BEYOND_MS = 9100  # the forum report's "Audio content of 2650ms is already shorter than 9100ms"
+PCM_BYTES_PER_MS = 48  # PCM16 at 24 kHz, the session's output format
+CHUNK = 960  # 20 ms of PCM16 at 24 kHz
 
 USERS = [
     ("alice@example.com", "My order 1042 never arrived."),
@@ -77,6 +89,7 @@ class DemoCounts:
     outcomes: Counter = field(default_factory=Counter)  # (scope, form, outcome as the app saw it)
     sessions: int = 0
     raced: int = 0  # spoken turns whose VAD response.created reached the app before its own request's
+    barge_ins: Counter = field(default_factory=Counter)  # what the app did after each barge-in (BARGE_IN_APP)
 
 
 def tone(seconds: float, amplitude: int, rate: int = 24000) -> bytes:
@@ -96,6 +109,11 @@ class Session:
 
     async def send(self, event: dict) -> None:
         await self.ws.send(json.dumps(event))
+
+    async def speak(self, pcm: bytes) -> None:
+        """Stream PCM16 audio in 20 ms appends, as a microphone would."""
+        for at in range(0, len(pcm), CHUNK):
+            await self.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[at:at + CHUNK]).decode()})
 
     async def until(self, done: Callable[[dict], bool], timeout: float = 10.0) -> dict:
         async with asyncio.timeout(timeout):
@@ -205,10 +223,7 @@ async def run_conversation(url: str, index: int, counts: DemoCounts, *, model: s
         # A spoken turn: speech then silence, streamed at 20 ms a chunk; server VAD commits and answers. The
         # app asks its first out-of-band question at once, as voice apps do: the turn's VAD response is
         # created first, and the request is answered by the next response.created (the race of §11.2).
-        audio = tone(0.8, 8000) + tone(0.7, 0)
-        chunk = 960  # 20 ms of PCM16 at 24 kHz
-        for at in range(0, len(audio), chunk):
-            await s.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(audio[at : at + chunk]).decode()})
+        await s.speak(tone(0.8, 8000) + tone(0.7, 0))
         before = len(s.seen)
         await out_of_band(RACING_FORM)
         created = [e["response"].get("metadata") for e in s.seen[before:] if e["type"] == "response.created"]
@@ -217,11 +232,47 @@ async def run_conversation(url: str, index: int, counts: DemoCounts, *, model: s
         def vad_done(e: dict) -> bool:
             return e["type"] == "response.done" and e["response"].get("metadata") is None
 
-        if not any(vad_done(e) for e in s.seen):
-            await s.until(vad_done, timeout=15)
+        if not any(vad_done(e) for e in s.seen[before:]):  # the turn's answer (the app's own have no metadata either)
+            await s.until(lambda e: any(vad_done(e) for e in s.seen[before:]), timeout=15)
         for form in OOB_FORMS:
             if form != RACING_FORM:
                 await out_of_band(form)
+        if index % 2:  # the spoken sessions end with a barge-in
+            how = BARGE_IN_APP[(index // 2) % len(BARGE_IN_APP)]
+            await barge_in(s, how, f"demo_{index}_truncate", vad_done)
+            counts.barge_ins[how] += 1
+
+
+async def barge_in(s: Session, how: str, event_id: str, vad_done: Callable[[dict], bool]) -> None:
+    """The caller speaks, pauses (server VAD answers in audio) and talks again once the app has received
+    `HEARD_WORDS` words of the answer (the simulator speaks 300 ms a word). On `speech_started` the app stops
+    playback and, as the Realtime guide says, truncates the cut item at the point heard — the audio it received
+    less its `PLAYOUT_MS` buffer — or, by `how`, at `BEYOND_MS` or not at all. Then the caller pauses and VAD
+    answers the interruption."""
+    mark = len(s.seen)
+    await s.speak(tone(1.2, 8000) + tone(0.5, 0))
+
+    def audio_deltas() -> list[dict]:
+        return [e for e in s.seen[mark:] if e["type"] == "response.output_audio.delta"]
+
+    await s.until(lambda e: len(audio_deltas()) >= HEARD_WORDS)
+    first = audio_deltas()[0]
+    await s.speak(tone(0.4, 8000))  # talks over it
+    await s.until(lambda e: e["type"] == "input_audio_buffer.speech_started")  # its own: the first came before
+    heard = sum(len(base64.b64decode(e["delta"])) for e in audio_deltas() if e["item_id"] == first["item_id"])
+    if how != "never":
+        end = max(0, heard // PCM_BYTES_PER_MS - PLAYOUT_MS) if how == "at_heard" else BEYOND_MS
+        await s.send({"type": "conversation.item.truncate", "event_id": event_id, "item_id": first["item_id"],
+                      "content_index": 0, "audio_end_ms": end})
+        await s.until(lambda e: e["type"] == "conversation.item.truncated" or (
+            e["type"] == "error" and (e.get("error") or {}).get("event_id") == event_id))
+    await s.speak(tone(0.5, 0))
+
+    def answered() -> bool:  # the cut response and the answer to the interruption
+        return sum(1 for e in s.seen[mark:] if vad_done(e)) >= 2
+
+    if not answered():
+        await s.until(lambda e: answered(), timeout=15)
 
 
 async def run_demo_app(url: str, conversations: int = 4, concurrency: int = 2) -> DemoCounts:

@@ -1,7 +1,7 @@
 """Fault profiles: data files of rules that inject failures into matching responses.
 
-A profile is a TOML (or JSON) file with a list of rules; `none`, `seed-oob-forced-function` and `flaky`
-ship in `simulator/profiles/`. A rule:
+A profile is a TOML (or JSON) file with a list of rules; `none`, `seed-oob-forced-function`, `flaky` and `demo`
+(the seed rule, spoken words paced for `rtreplay demo`'s barge-ins) ship in `simulator/profiles/`. A rule:
 
     [[rules]]
     name = "oob forced function"          # for people
@@ -30,14 +30,19 @@ u = `draw(seed, s, n)` ∈ [0, 1). Rules whose `match` fits are taken in file or
 u falls in [sum of the rates of the earlier fitting rules, that sum + its rate). One matching rule of rate
 r therefore fires exactly when u < r. Responses started by turn detection are never faulted.
 
-Two optional tables shape every session, not single requests (the voice reports' scenarios):
+Three optional tables shape every session, not single requests (the voice reports' scenarios):
 
     [latency]                      # time from response.created to the response's first output, in ms:
     first_output_ms = 800          #   a base,
     per_1k_context_ms = 500        #   plus this much per 1,000 tokens the model reads (instructions + context)
+    spoken_word_ms = 5             # and between the spoken words of a response (audio generation's pace)
     [transcription]
     fail_rate = 1.0                # chance per committed user turn that input transcription fails
     code = "audio_unintelligible"  # the error of conversation.item.input_audio_transcription.failed
+
+    [transport]
+    kind = "webrtc"                # WebRTC/SIP-like output: no audio deltas; output_audio_buffer.started /
+                                   #   .stopped / .cleared and the server's own truncation (simulator/playback.py)
 
 Latency applies to every response, server-initiated ones too. Transcription turn n (0, 1, … per session)
 fails when `draw(seed, s, TRANSCRIPTION_DRAW + n)` < fail_rate.
@@ -52,9 +57,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-SHIPPED = ("none", "seed-oob-forced-function", "flaky")
+SHIPPED = ("none", "seed-oob-forced-function", "flaky", "demo")
 _OUTCOME_KINDS = ("fail", "error", "delay", "drop")
 TRANSCRIPTION_DRAW = 1_000_000  # offset of the transcription draws, apart from the request indices
+TRANSPORTS = ("websocket", "webrtc")
 _MATCH_KEYS = ("tool_choice", "conversation", "input", "modalities", "model", "tools_min", "tools_max")
 
 
@@ -97,13 +103,18 @@ class Rule:
 class Profile:
     name: str
     rules: tuple[Rule, ...] = field(default_factory=tuple)
-    latency: dict[str, float] = field(default_factory=dict)  # first_output_ms, per_1k_context_ms
+    latency: dict[str, float] = field(default_factory=dict)  # first_output_ms, per_1k_context_ms, spoken_word_ms
     transcription: dict[str, Any] = field(default_factory=dict)  # fail_rate, code, message
+    transport: str = "websocket"  # websocket | webrtc (audio on a media track: simulator/playback.py)
 
     def first_output_s(self, context_tokens: int) -> float:
         """Seconds from response.created to the first output, for a response reading `context_tokens`."""
         ms = self.latency.get("first_output_ms", 0) + self.latency.get("per_1k_context_ms", 0) * context_tokens / 1000
         return max(0.0, ms) / 1000
+
+    def spoken_word_s(self) -> float:
+        """Seconds between two spoken words of a response (0: as fast as the client reads)."""
+        return self.latency.get("spoken_word_ms", 0) / 1000
 
     def transcription_fails(self, seed: int, session_index: int, turn: int) -> bool:
         rate = self.transcription.get("fail_rate", 0)
@@ -158,11 +169,16 @@ def _parse(name: str, text: str, kind: str) -> Profile:
             raise ProfileError(f"{where}: outcome.kind must be one of {', '.join(_OUTCOME_KINDS)}")
         rules.append(Rule(str(raw.get("name", f"rule {i}")), float(rate), match, outcome))
     latency, transcription = data.get("latency", {}), data.get("transcription", {})
-    for table, keys in ((latency, ("first_output_ms", "per_1k_context_ms")), (transcription, ("fail_rate",))):
+    for table, keys in ((latency, ("first_output_ms", "per_1k_context_ms", "spoken_word_ms")),
+                        (transcription, ("fail_rate",))):
         if not isinstance(table, dict) or any(
                 not isinstance(table.get(k, 0), (int, float)) or isinstance(table.get(k, 0), bool) or table.get(k, 0) < 0
                 for k in keys):
             raise ProfileError(f"fault profile {name}: {', '.join(keys)} must be non-negative numbers")
     if not 0 <= transcription.get("fail_rate", 0) <= 1:
         raise ProfileError(f"fault profile {name}: transcription.fail_rate must be between 0 and 1")
-    return Profile(name, tuple(rules), dict(latency), dict(transcription))
+    transport = data.get("transport", {})
+    kind = transport.get("kind", "websocket") if isinstance(transport, dict) else None
+    if kind not in TRANSPORTS:
+        raise ProfileError(f"fault profile {name}: transport.kind must be one of {', '.join(TRANSPORTS)}")
+    return Profile(name, tuple(rules), dict(latency), dict(transcription), kind)

@@ -7,7 +7,9 @@ in order) and possibly a `Close` (send it last, then close the connection). `now
 monotonic clock in seconds. Everything that changes session state lives here and in the objects it owns.
 
 Behaviour follows docs/realtime-protocol.md; where it lists open questions (§10) the choice is named
-where it is made. Not simulated: MCP servers, images, idle timeouts, WebRTC/SIP output buffers, DTMF.
+where it is made. A profile's `[transport] kind = "webrtc"` makes the output WebRTC/SIP-like (no audio deltas,
+output_audio_buffer events: `rtreplay.simulator.playback`). Not simulated: MCP servers, images, idle timeouts,
+DTMF.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from rtreplay.simulator.conversation import Conversation, public, with_audio
 from rtreplay.simulator.errors import ClientError, invalid, invalid_type, missing
 from rtreplay.simulator.faults import Features, Profile, draw
 from rtreplay.simulator.ids import IdFactory
+from rtreplay.simulator.playback import Playback
 from rtreplay.simulator.response import Close, Response, input_usage
 from rtreplay.simulator.vad import SpeechStarted, Vad
 
@@ -52,6 +55,7 @@ class Session:
         self._requests = 0  # client response.create events so far (the fault request index)
         self._transcriptions = 0  # committed turns transcribed so far (the transcription draw index)
         self._first_output: dict[str, float] = {}  # response id -> seconds from created to its first output
+        self._playback = Playback(self._event) if self._profile.transport == "webrtc" else None
 
     # ---- shell interface -------------------------------------------------------------------------------------
 
@@ -83,13 +87,16 @@ class Session:
 
     def next_due(self) -> float | None:
         """When `advance` next has work (a response step), or None when nothing streams."""
-        return min(self._due.values(), default=None)
+        playback = self._playback.next_due() if self._playback is not None else None
+        return min([*self._due.values(), *([] if playback is None else [playback])], default=None)
 
     def advance(self, now: float) -> list[Output]:
         out: list[Output] = []
         for response_id, due in list(self._due.items()):
             if due <= now:
                 out += self._step(self._active[response_id], now)
+        if self._playback is not None:
+            out += self._playback.advance(now)
         return out
 
     def expire(self) -> list[Output]:
@@ -113,9 +120,36 @@ class Session:
         if response.finished:
             del self._active[response.id], self._due[response.id]
             self._first_output.pop(response.id, None)
-        else:  # the profile's latency holds the first output back after response.created
-            self._due[response.id] = now + self._first_output.pop(response.id, self._interval)
-        return events
+        else:  # the profile's latency holds the first output back after response.created, and paces words
+            pace = self._interval
+            if self._profile.spoken_word_s() and any(isinstance(e, dict) and e["type"] == "response.output_audio.delta"
+                                                     for e in events):
+                pace = max(pace, self._profile.spoken_word_s())
+            self._due[response.id] = now + self._first_output.pop(response.id, pace)
+        return events if self._playback is None else self._media_track(events, now)
+
+    def _media_track(self, events: list[Output], now: float) -> list[Output]:
+        """WebRTC/SIP-like: audio deltas go to the (simulated) media track instead of the wire."""
+        out: list[Output] = []
+        for e in events:
+            kind = e.get("type") if isinstance(e, dict) else None
+            if kind == "response.output_audio.delta":
+                out += self._playback.audio(e["response_id"], e["item_id"], now)  # type: ignore[union-attr,index]
+                continue
+            if kind == "response.done":
+                self._playback.finished(e["response"]["id"])  # type: ignore[union-attr,index]
+            out.append(e)
+        return out
+
+    def _server_truncate(self, cut: tuple[str, int] | None) -> list[Output]:
+        """WebRTC/SIP: after clearing the output buffer the server truncates the item at the point played."""
+        item = self.conversation.get(cut[0]) if cut is not None else None
+        if cut is None or item is None or not item.get("content") or "_audio" not in item["content"][0]:
+            return []
+        part = item["content"][0]
+        part["_audio"], part["transcript"] = bytes(part["_audio"][: cut[1] * part["_per_ms"]]), ""
+        return [self._event("conversation.item.truncated", item_id=item["id"], content_index=0,
+                            audio_end_ms=cut[1])]
 
     def _finish_now(self, response: Response, status: str, reason: str) -> list[Output]:
         """Stop a response and emit all its remaining events at once (cancel, turn detection)."""
@@ -170,9 +204,14 @@ class Session:
         out: list[Output] = [self._event("input_audio_buffer.speech_started", audio_start_ms=start_ms,
                                          item_id=self._speech_item)]
         active = self._default_response()
-        if active is not None and self.config["audio"]["input"]["turn_detection"].get("interrupt_response", True):
+        interrupt = self.config["audio"]["input"]["turn_detection"].get("interrupt_response", True)
+        cut = None
+        if self._playback is not None and interrupt:  # the order recorded over WebRTC: cleared, done, truncated
+            cleared, cut = self._playback.clear(now)
+            out += cleared
+        if active is not None and interrupt:
             out += self._finish_now(active, "cancelled", "turn_detected")  # only default-conversation ones (§5.4)
-        return out
+        return out + self._server_truncate(cut)
 
     def _speech_stopped(self, end_ms: int, now: float) -> list[Output]:
         item_id = self._speech_item or self._ids.new("item")
@@ -368,6 +407,9 @@ class Session:
         return self._finish_now(target, "cancelled", "client_cancelled")
 
     def _output_audio_clear(self, event: dict, event_id: str | None, now: float) -> list[Output]:
+        if self._playback is not None:  # nothing playing: no reply, as recorded (§11)
+            cleared, cut = self._playback.clear(now)
+            return cleared + self._server_truncate(cut)
         raise ClientError("output_audio_buffer.clear is only supported for WebRTC and SIP sessions.",
                           code="invalid_value", param="type")
 

@@ -76,13 +76,14 @@ class FailuresReport:
 
     def tables(self) -> list[Table]:
         kinds = tuple((k.kind, k.detail, k.cause, k.count, k.sessions) for k in self.kinds)
+        shown = tuple((k, short(d, 16), short(c, 16), n, s) for k, d, c, n, s in kinds)  # 80 columns; CSV: whole
         top = sorted(self.sessions, key=lambda s: (-sum(s[1].values()), s[0]))[:20]
         present = [k for k in KINDS if any(k in c for _, c in top)]
         abbrev = {k: "".join(w[0] for w in k.split("_")) for k in present}
         sess = tuple((short(sid, 16), sum(c.values()), *(c.get(k, 0) for k in present)) for sid, c in top)
         legend = "; ".join(f"{a} = {k}" for k, a in abbrev.items())
         return [
-            Table("Failures by kind", ("kind", "detail", "cause", "count", "sessions"), kinds),
+            Table("Failures by kind", ("kind", "detail", "cause", "count", "sessions"), shown, raw=kinds),
             Table("Failures by session (most first)", ("session", "all", *abbrev.values()), sess, legend),
         ]
 
@@ -145,9 +146,12 @@ def timeline_marks(f: SessionFacts) -> dict[int, list[str]]:
     marks: dict[int, list[str]] = {}
     for b in f.barge_ins:
         what = ("NEVER TRUNCATED" if b.truncate_seq is None else
+                f"the server truncated at {b.audio_end_ms} ms (seq {b.truncate_seq})" if b.truncated_by == "server" else
                 f"truncated at {b.audio_end_ms} ms (seq {b.truncate_seq})" if b.valid else
                 f"INVALID truncate at {b.audio_end_ms} ms (seq {b.truncate_seq})")
-        marks.setdefault(b.seq, []).append(f"BARGE-IN: cut {b.response_id} after {b.generated_ms:,.0f} ms of audio; {what}")
+        cut = (f"after {b.generated_ms:,.0f} ms of audio" if b.generated_ms is not None else
+               "while its audio played" + (f" (cleared at seq {b.cleared_seq})" if b.cleared_seq is not None else ""))
+        marks.setdefault(b.seq, []).append(f"BARGE-IN: cut {b.response_id} {cut}; {what}")
     generated = {t.seq: t.generated_ms for t in f.truncations}
     for e in f.failures:
         if e.kind == "barge_in_not_truncated":

@@ -2,7 +2,10 @@
 (docs/definitions.md, "Interruptions").
 
 A barge-in is a server `input_audio_buffer.speech_started` while a response that already streamed audio had
-no `response.done` yet. The cut item is that response's audio item that started last before it. A client
+no `response.done` yet, or (WebRTC/SIP, no audio deltas) while a response's output audio buffer was playing
+(`output_audio_buffer.started`, not yet `.stopped`/`.cleared`); there the server cuts it itself
+(`output_audio_buffer.cleared`, then `conversation.item.truncated`). The cut item is that response's audio item
+that started last before it (WebRTC/SIP: the item whose deltas started last). A client
 `conversation.item.truncate` is invalid when its `audio_end_ms` is beyond the audio generated for the item
 (the server's "Audio content of …ms is already shorter than …ms"), or names an item with no audio. A
 barge-in with no truncate of the cut item after it leaves the model believing it said what was never heard.
@@ -59,7 +62,8 @@ class InterruptionsReport:
                          for s in self.sessions],
             "barge_ins": [{"session_id": sid, "seq": b.seq, "ts": utc(b.ts_us).isoformat(), "minute": b.minute,
                            "response_id": b.response_id, "item_id": b.item_id, "generated_ms": b.generated_ms,
-                           "truncate_seq": b.truncate_seq, "audio_end_ms": b.audio_end_ms, "valid": b.valid,
+                           "source": b.source, "cleared_seq": b.cleared_seq, "truncate_seq": b.truncate_seq,
+                           "truncated_by": b.truncated_by, "audio_end_ms": b.audio_end_ms, "valid": b.valid,
                            "transcript_generated": b.generated, "transcript_heard": b.heard}
                           for sid, b in self.barge_ins],
             "truncations": [{"session_id": sid, "seq": t.seq, "ts": utc(t.ts_us).isoformat(), "item_id": t.item_id,
@@ -75,9 +79,10 @@ class InterruptionsReport:
                       s.invalid) for s in self.sessions)
         sess_short = tuple((short(r[0], 16), *r[1:]) for r in sess)
         bi = tuple((short(sid, 16), b.seq, ms(b.generated_ms), b.audio_end_ms,
-                    "none" if b.truncate_seq is None else ("ok" if b.valid else "INVALID"),
+                    "none" if b.truncate_seq is None else "server" if b.truncated_by == "server" else
+                    ("ok" if b.valid else "INVALID"),
                     _heard(b)) for sid, b in self.barge_ins[:LIST_LIMIT])
-        tr = tuple((short(sid, 16), t.seq, short(t.item_id, 12), t.audio_end_ms, ms(t.generated_ms),
+        tr = tuple((short(sid, 16), t.seq, t.audio_end_ms, ms(t.generated_ms),
                     "ok" if t.valid else "INVALID", t.answer if t.error_code is None else f"error {t.error_code}")
                    for sid, t in self.truncations[:LIST_LIMIT])
 
@@ -89,9 +94,10 @@ class InterruptionsReport:
                                                "truncates", "invalid"), sess_short, raw=sess,
                   raw_columns=("session_id", "turns", "barge_ins", "truncated", "not_truncated", "truncations",
                                "invalid_truncations")),
-            Table("Barge-ins (speech started while a response streamed audio)",
+            Table("Barge-ins (the caller spoke over assistant audio)",
                   ("session", "seq", "gen ms", "end ms", "truncate", "heard"), bi, more(len(self.barge_ins))),
-            Table("Truncations", ("session", "seq", "item", "end ms", "gen ms", "valid", "answer"), tr,
+            Table("Truncations (the app's conversation.item.truncate)",
+                  ("session", "seq", "end ms", "gen ms", "valid", "answer"), tr,
                   more(len(self.truncations))),
         ]
 

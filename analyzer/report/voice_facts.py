@@ -37,11 +37,12 @@ CONTROL_TYPES = (
     "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
     "response.function_call_arguments.done", "conversation.item.truncated",
     "conversation.item.input_audio_transcription.completed", "conversation.item.input_audio_transcription.failed",
-    "output_audio_buffer.started",
+    "output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared",
 )
 # Types whose payload the walk reads; the rest need only their columns (seq, mono_ns, event_id, item_id, …).
 PARSED = frozenset({
-    "conversation.item.create", "conversation.item.truncate", "session.created", "session.updated",
+    "conversation.item.create", "conversation.item.truncate", "conversation.item.truncated",
+    "session.created", "session.updated",
     "proxy.open", "proxy.close", "proxy.upstream_rejected", "response.created", "error",
     "response.function_call_arguments.done", "conversation.item.input_audio_transcription.completed",
     "conversation.item.input_audio_transcription.failed",
@@ -133,6 +134,9 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
     active: dict[str, ResponseFact] = {}  # created, not done
     truncates: list[tuple[int, str, int]] = []  # (index in f.truncations, client event_id, seq)
     turn_responses: list[tuple[int, int, ResponseFact]] = []  # (stop seq, stop mono, response)
+    playback: dict[str, bool] = {}  # response_id -> playing (first output_audio_buffer.started, not yet ended)
+    cleared: list[tuple[int, str]] = []  # (seq, response_id) of output_audio_buffer.cleared
+    server_truncated: list[tuple[int, str, int | None]] = []  # (seq, item_id, audio_end_ms) of .truncated
 
     for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload, conv, meta, j_status, j_details, j_usage) \
             in enumerate(rows):
@@ -170,16 +174,14 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
             stops += 1
             turn_pending = (seq, mono)
         elif kind == "input_audio_buffer.speech_started":
-            cut = [r for r in active.values() if r.audio_seq is not None and r.audio_seq < seq]
-            if cut:
-                r = max(cut, key=lambda r: r.created_seq or -1)
-                items = [(iid_, a) for iid_, a in per_response.get(r.response_id, []) if a.audio_seq is not None
-                         and a.audio_seq < seq]
-                iid_, a = max(items, key=lambda x: x[1].audio_seq) if items else (None, None)  # type: ignore[arg-type,return-value]
-                bpm = bytes_per_ms(session)
-                b = BargeIn(seq, ts, minute(mono), r.response_id, iid_, a.audio_bytes / bpm if a else 0.0, bpm=bpm,
-                            at_s=(mono - t0) / 1e9)
-                f.barge_ins.append(b)
+            streaming = {r.response_id for r in active.values() if r.audio_seq is not None and r.audio_seq < seq}
+            playing = {p for p, on in playback.items() if on and p in f.responses
+                       and (f.responses[p].created_seq or seq) < seq}
+            if streaming or playing:
+                r = max((f.responses[p] for p in streaming | playing), key=lambda r: r.created_seq)  # type: ignore[arg-type,return-value]
+                f.barge_ins.append(_barge_in(r, per_response.get(r.response_id, []), seq, ts, minute(mono),
+                                             (mono - t0) / 1e9, bytes_per_ms(session),
+                                             "audio_deltas" if r.response_id in streaming else "output_audio_buffer"))
         elif kind == "response.created":
             raw = _obj(d.get("response"))
             rid = rid or raw.get("id")
@@ -258,6 +260,8 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
                 if t_eid and t_eid == e and f.truncations[k].answer != "error":
                     f.truncations[k].answer, f.truncations[k].error_code = "error", code
         elif kind == "conversation.item.truncated" and iid is not None:
+            end = d.get("audio_end_ms")
+            server_truncated.append((seq, iid, end if isinstance(end, int) and not isinstance(end, bool) else None))
             # it answers the item's latest truncate (the one before the next truncate of the same item)
             latest = next((f.truncations[k] for k, _, _ in reversed(truncates) if f.truncations[k].item_id == iid), None)
             if latest is not None and latest.answer == "none":
@@ -266,6 +270,13 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
             r_ = f.responses.get(rid) if isinstance(rid, str) else None
             if r_ is not None and r_.playback_mono is None:
                 r_.playback_mono = mono
+            if isinstance(rid, str) and rid not in playback:  # the first start counts, as for first audio
+                playback[rid] = True
+        elif kind in ("output_audio_buffer.stopped", "output_audio_buffer.cleared"):
+            if isinstance(rid, str) and playback.get(rid):
+                playback[rid] = False
+            if kind == "output_audio_buffer.cleared" and isinstance(rid, str):
+                cleared.append((seq, rid))
         elif kind == "response.function_call_arguments.done":
             cid = d.get("call_id")
             if isinstance(cid, str) and cid not in calls:
@@ -315,12 +326,19 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
             f.samples.append(Sample("tool_round_trip", c_seq, (r.first_mono - c_mono) / 1e6, minute(c_mono)))
     for cid, o_seq, _o_mono, o_ts in awaiting:
         f.failures.append(Failure(o_seq, o_ts, "output_without_response", cid))
-    # Barge-ins: the first truncate of the cut item after the barge-in answers it.
+    # Barge-ins: the first truncate of the cut item after the barge-in answers it; over WebRTC/SIP the server
+    # clears the output audio buffer and truncates the item itself.
     for b in f.barge_ins:
+        if b.source == "output_audio_buffer":
+            b.cleared_seq = next((c for c, r_ in cleared if r_ == b.response_id and c > b.seq), None)
         t = next((t for t in f.truncations if b.item_id is not None and t.item_id == b.item_id and t.seq > b.seq),
                  None)
+        s_ = None if t is not None or b.source != "output_audio_buffer" else \
+            next((x for x in server_truncated if b.item_id is not None and x[1] == b.item_id and x[0] > b.seq), None)
         if t is not None:
-            b.truncate_seq, b.audio_end_ms, b.valid = t.seq, t.audio_end_ms, t.valid
+            b.truncate_seq, b.truncated_by, b.audio_end_ms, b.valid = t.seq, "client", t.audio_end_ms, t.valid
+        elif s_ is not None:
+            b.truncate_seq, b.truncated_by, b.audio_end_ms = s_[0], "server", s_[2]
         else:
             f.failures.append(Failure(b.seq, b.ts_us, "barge_in_not_truncated", b.response_id))
     for t in f.truncations:
@@ -360,6 +378,19 @@ def _response(f: SessionFacts, rid: str) -> ResponseFact:
     if r is None:
         r = f.responses[rid] = ResponseFact(rid)
     return r
+
+
+def _barge_in(r: ResponseFact, items: list[tuple[str | None, ItemAudio]], seq: int, ts: int, minute: int,
+              at_s: float, bpm: int, source: str) -> BargeIn:
+    """A barge-in on `r`. The cut item: its item whose first audio is latest before `seq`; when it streamed no
+    audio deltas (WebRTC/SIP), its item whose first delta is latest before `seq`."""
+    if r.audio_seq is not None:
+        cands = [(a.audio_seq, iid, a) for iid, a in items if a.audio_seq is not None and a.audio_seq < seq]
+    else:
+        cands = [(a.first_seq, iid, a) for iid, a in items if a.first_seq is not None and a.first_seq < seq]
+    _, iid, a = max(cands, key=lambda x: x[0]) if cands else (None, None, None)  # type: ignore[arg-type,return-value]
+    gen = a.audio_bytes / bpm if a is not None and a.audio_seq is not None else None
+    return BargeIn(seq, ts, minute, r.response_id, iid, gen, source, bpm=bpm, at_s=at_s)
 
 
 def _attach_audio(r: ResponseFact, items: list[tuple[str | None, ItemAudio]], bpm: int) -> None:

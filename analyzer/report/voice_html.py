@@ -17,7 +17,7 @@ from rtreplay.analyzer.report.failures import KINDS, FailuresReport
 from rtreplay.analyzer.report.html import CSS
 from rtreplay.analyzer.report.interruptions import InterruptionsReport
 from rtreplay.analyzer.report.latency import LatencyReport
-from rtreplay.analyzer.report.voice_render import Table, cell, money
+from rtreplay.analyzer.report.voice_render import Table, cell, ms, money
 
 PALETTE = ("#1565c0", "#c62828", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#f9a825", "#5d4037", "#ad1457",
            "#9e9e9e", "#283593", "#558b2f", "#d84315", "#37474f")
@@ -111,11 +111,12 @@ def barge_in_chart(report: InterruptionsReport, lanes: int = 20) -> str:
         body.append(f'<text x="{left - 8}" y="{y + 4}" font-size="11" text-anchor="end">{escape(sid[-24:])}</text>'
                     f'<line x1="{left}" y1="{y}" x2="{left + width}" y2="{y}" stroke="#e0e0e0"/>')
         for b in by_session[sid]:
-            what = "none" if b.truncate_seq is None else ("ok" if b.valid else "invalid")
+            what = "none" if b.truncate_seq is None else ("ok" if b.valid or b.truncated_by == "server" else "invalid")
             heard = f" heard {b.heard!r} of {b.generated!r}" if b.heard is not None else ""
             body.append(f'<circle cx="{left + width * b.at_s / span:.1f}" cy="{y}" r="5" fill="{MARK[what]}">'
                         f'<title>{escape(sid)} seq {b.seq} at {b.at_s:,.1f} s: truncate {what}, '
-                        f'{b.generated_ms:,.0f} ms generated, audio_end_ms {b.audio_end_ms}{escape(heard)}'
+                        f'{ms(b.generated_ms) or "unknown"} ms generated, audio_end_ms {b.audio_end_ms}'
+                        f'{" (the server truncated)" if b.truncated_by == "server" else ""}{escape(heard)}'
                         f'</title></circle>')
     h = 30 + row * len(shown)
     body.append(f'<text x="{left + width}" y="{h}" font-size="11" text-anchor="end">seconds since session start '

@@ -12,7 +12,7 @@ import polars as pl
 from rtreplay.analyzer.report.voice_facts import (
     APPEND, AUDIO_DELTAS, COLUMNS, CONTROL_TYPES, DELTAS, JSON_FIELDS, TRANSCRIPT_DELTAS, walk,
 )
-from rtreplay.analyzer.report.voice_values import ItemAudio, SessionFacts
+from rtreplay.analyzer.report.voice_values import BargeIn, ItemAudio, SessionFacts
 
 BATCH_SESSIONS = 8  # sessions read per batch: memory is bounded by this many sessions' control rows
 
@@ -82,35 +82,39 @@ def read_archive(path, sessions: Sequence[str] | None = None) -> tuple[list[Sess
 
 
 def _transcripts(lazy: pl.LazyFrame, facts: list[SessionFacts]) -> None:
-    """Transcript as generated and as heard, for the items a barge-in cut and a truncate named."""
-    wanted = {(f.session_id, b.item_id): b for f in facts for b in f.barge_ins if b.item_id is not None}
+    """Transcript as generated and as heard for each barge-in's cut item (docs/definitions.md, "Interruptions";
+    SQL: heard_transcripts.sql): each transcript delta with the item's audio bytes streamed before it."""
+    wanted: dict[tuple[str, str], list[BargeIn]] = defaultdict(list)
+    for f in facts:
+        for b in f.barge_ins:
+            if b.item_id is not None:
+                wanted[(f.session_id, b.item_id)].append(b)
     if not wanted:
         return
-    rows = (lazy.filter(pl.col("type").is_in(AUDIO_DELTAS + TRANSCRIPT_DELTAS)
+    rows = (lazy.filter((pl.col("direction") == "server") & pl.col("type").is_in(AUDIO_DELTAS + TRANSCRIPT_DELTAS)
                         & pl.col("session_id").is_in(list({s for s, _ in wanted}))
                         & pl.col("item_id").is_in(list({i for _, i in wanted})))
             .select("session_id", "item_id", "seq", "type", pl.col("audio").bin.size().alias("n"),
                     pl.when(pl.col("type").is_in(TRANSCRIPT_DELTAS)).then(pl.col("payload")).alias("payload"))
             .sort(["session_id", "item_id", "seq"]).collect())
-    state: dict[tuple[str, str], list] = {}
+    deltas: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)  # (audio bytes before it, delta)
+    streamed: dict[tuple[str, str], int] = defaultdict(int)
     for sid, iid, _seq, kind, n, payload in rows.iter_rows():
-        b = wanted.get((sid, iid))
-        if b is None:
+        key = (sid, iid)
+        if key not in wanted:
             continue
-        acc = state.setdefault((sid, iid), [0, [], []])  # audio bytes so far, generated, heard
         if kind in AUDIO_DELTAS:
-            acc[0] += n or 0
+            streamed[key] += n or 0
             continue
         try:
             delta = orjson.loads(payload).get("delta")
         except (orjson.JSONDecodeError, AttributeError):
             delta = None
-        if not isinstance(delta, str):
-            continue
-        acc[1].append(delta)
-        if b.audio_end_ms is not None and acc[0] < b.audio_end_ms * b.bpm:
-            acc[2].append(delta)
-    for key, (_, generated, heard) in state.items():
-        b = wanted[key]
-        b.generated = "".join(generated)
-        b.heard = "".join(heard) if b.audio_end_ms is not None else None
+        if isinstance(delta, str):
+            deltas[key].append((streamed[key], delta))
+    for key, found in deltas.items():
+        for b in wanted[key]:
+            b.generated = "".join(d for _, d in found)
+            # with no audio deltas (WebRTC/SIP) nothing places a word in the audio: unknown
+            if b.audio_end_ms is not None and b.generated_ms is not None:
+                b.heard = "".join(d for before, d in found if before < b.audio_end_ms * b.bpm)

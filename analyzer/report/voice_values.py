@@ -72,10 +72,13 @@ class BargeIn:
     minute: int
     response_id: str
     item_id: str | None
-    generated_ms: float
+    generated_ms: float | None  # None: the cut item streamed no audio deltas (WebRTC/SIP)
+    source: str = "audio_deltas"  # what showed the audio playing: audio_deltas | output_audio_buffer
+    cleared_seq: int | None = None  # the output_audio_buffer.cleared that cut it (WebRTC/SIP)
     truncate_seq: int | None = None
+    truncated_by: str | None = None  # client (conversation.item.truncate) | server (WebRTC/SIP: .truncated)
     audio_end_ms: int | None = None
-    valid: bool | None = None
+    valid: bool | None = None  # the client's truncate judged; None when none or the server truncated
     heard: str | None = None  # transcript cut at audio_end_ms
     generated: str | None = None  # transcript as generated
     bpm: int = 48  # output audio bytes per ms in force

@@ -79,6 +79,31 @@ def test_sql_pairs_the_same(recording):
     assert [{"line": e - 1, "answers_line": c - 1} for e, c in errors] == want["errors_answer"]
 
 
+def test_barge_ins_as_read_by_hand(recording):
+    """Over WebRTC (no audio deltas) a barge-in is speech started while the output audio buffer plays; the
+    server cuts it (output_audio_buffer.cleared) and truncates the item itself. Python and SQL both."""
+    from rtreplay.analyzer.report import interruptions
+    from rtreplay.analyzer.report.voice_read import read_archive
+
+    root, want = recording
+    expected = [{"line": b["line"], "response_id": b["response_id"], "cleared_line": b["cleared_line"],
+                 "truncated_line": b["truncated_line"], "item_id": b["item_id"], "audio_end_ms": b["audio_end_ms"],
+                 "source": "output_audio_buffer", "truncated_by": "server"} for b in want["barge_ins"]]
+    facts, _ = read_archive(root)
+    got = [{"line": b["seq"] - 1, "response_id": b["response_id"], "cleared_line": b["cleared_seq"] - 1,
+            "truncated_line": b["truncate_seq"] - 1, "item_id": b["item_id"], "audio_end_ms": b["audio_end_ms"],
+            "source": b["source"], "truncated_by": b["truncated_by"]}
+           for b in interruptions.build(facts).to_json()["barge_ins"]]
+    assert got == expected
+    con = queries.connect(root)
+    try:
+        rows = con.sql("SELECT seq - 1, response_id, cleared_seq - 1, truncate_seq - 1, item_id, audio_end_ms, "
+                       "source, truncated_by FROM barge_ins ORDER BY seq").fetchall()
+    finally:
+        con.close()
+    assert [dict(zip(expected[0] if expected else (), r)) for r in rows] == expected
+
+
 def test_analyze_counts_the_expected_outcomes(recording):
     root, want = recording
     res = CliRunner().invoke(cli, ["analyze", str(root), "--format", "json", "--no-progress", "--by", "none"])

@@ -169,7 +169,7 @@ def test_real_webrtc_recordings(tmp_path):
         ("error", "response_cancel_not_active", "response.cancel"): 2,
         ("hung_tool_call", "hang_up", None): 1,  # the persona hangs up: nobody answers the call
     }
-    assert interruptions.build(found).to_json()["totals"]["barge_ins"] == 0  # no audio deltas over WebRTC
+    assert interruptions.build(found).to_json()["totals"]["barge_ins"] == 0  # every speech began after .stopped
 
 
 def test_a_stopped_proxy_is_not_an_upstream_failure(tmp_path):

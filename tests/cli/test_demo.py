@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from rtreplay.cli import cli
 from rtreplay import queries
-from rtreplay.simulator.demo_app import OOB_FORMS, RACING_FORM, run_demo_app
+from rtreplay.simulator.demo_app import BARGE_IN_APP, OOB_FORMS, RACING_FORM, run_demo_app
 
 
 def test_demo_reports_and_replays_the_seed_failure(tmp_path: Path) -> None:
@@ -44,7 +44,19 @@ def test_demo_reports_and_replays_the_seed_failure(tmp_path: Path) -> None:
         vad = con.sql("SELECT count(*) FROM responses WHERE initiated_by = 'server'").fetchall()
     finally:
         con.close()
-    assert raced == [("completed", "metadata", 10)] and vad == [(10,)]
+    # Server VAD answered each session's spoken turn, and in the five spoken sessions also the barge-in turn:
+    # the answer cut (cancelled by turn_detected) and the answer to the interruption.
+    assert raced == [("completed", "metadata", 10)] and vad == [(10 + 2 * 5,)]
+    # The barge-ins, as the app's script did them (BARGE_IN_APP, by spoken session: 1, 3, 5, 7, 9).
+    did = [BARGE_IN_APP[(i // 2) % len(BARGE_IN_APP)] for i in range(10) if i % 2]
+    voice = json.loads(CliRunner().invoke(cli, ["analyze", str(out / "logs"), "--report", "interruptions",
+                                                "--format", "json"]).output)
+    truncated = sum(h != "never" for h in did)
+    assert voice["totals"] == {"turns": 10 + 2 * 5, "barge_ins": 5, "barge_ins_truncated": truncated,
+                               "barge_ins_not_truncated": 5 - truncated, "truncations": truncated,
+                               "invalid_truncations": did.count("beyond_audio"),
+                               "truncate_errors": did.count("beyond_audio")}
+    assert did.count("never") == 1 and did.count("beyond_audio") == 1
     # Re-running into the same directory replaces the previous demo.
     again = CliRunner().invoke(cli, ["demo", "--out", str(out), "--conversations", "1", "--repeat", "1"])
     assert again.exit_code == 0, again.output
@@ -63,6 +75,7 @@ def test_the_demo_app_races_server_vad() -> None:
 
     counts = asyncio.run(go())
     assert counts.raced == counts.sessions == 2
+    assert counts.barge_ins == {BARGE_IN_APP[0]: 1}  # the spoken session (index 1) ends with a barge-in
     assert counts.outcomes[("out-of-band", RACING_FORM, "completed")] == 2
 
 

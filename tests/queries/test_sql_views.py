@@ -15,7 +15,7 @@ from sql_fixtures import write_golden
 from voice_fixtures import write_voice
 
 ROOT = Path(__file__).resolve().parents[2]
-VOICE_ONLY = {"truncations", "barge_ins", "voice_latency_by_context", "voice_latency_by_minute"}
+VOICE_ONLY = {"truncations", "barge_ins", "heard_transcripts", "voice_latency_by_context", "voice_latency_by_minute"}
 
 
 @pytest.fixture(scope="module")

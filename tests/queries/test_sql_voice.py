@@ -75,9 +75,14 @@ def test_interruptions_equal(archive):
     sql = rows(con, queries.report_sql("interruptions"))
     assert sql == [{k: s[k] for k in ("session_id", "turns", "barge_ins", "truncated", "truncations",
                                       "invalid_truncations")} for s in r["sessions"]]
-    keys = ("session_id", "seq", "response_id", "item_id", "generated_ms", "truncate_seq", "audio_end_ms", "valid")
+    keys = ("session_id", "seq", "response_id", "item_id", "generated_ms", "source", "cleared_seq", "truncate_seq",
+            "truncated_by", "audio_end_ms", "valid")
     assert rows(con, f"SELECT {', '.join(keys)} FROM barge_ins ORDER BY session_id, seq") == \
         approx([{k: b[k] for k in keys} for b in r["barge_ins"]])
+    assert rows(con, "SELECT session_id, seq, transcript_generated, transcript_heard FROM heard_transcripts "
+                     "ORDER BY session_id, seq") == [
+        {"session_id": b["session_id"], "seq": b["seq"], "transcript_generated": b["transcript_generated"],
+         "transcript_heard": b["transcript_heard"]} for b in r["barge_ins"] if b["item_id"] is not None]
     keys = ("session_id", "seq", "item_id", "response_id", "audio_end_ms", "generated_ms", "valid", "answer",
             "error_code", "unheard_ms")
     assert rows(con, f"SELECT {', '.join(keys)} FROM truncations ORDER BY session_id, seq") == \

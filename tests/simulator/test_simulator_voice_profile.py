@@ -1,4 +1,5 @@
-"""The fault profile's `[latency]` and `[transcription]` tables, on the sans-I/O session (no clocks, no sockets)."""
+"""The fault profile's `[latency]`, `[transcription]` and `[transport]` tables, on the sans-I/O session (no clocks,
+no sockets)."""
 from __future__ import annotations
 
 import base64
@@ -60,3 +61,34 @@ def test_profile_tables_are_checked():
     with pytest.raises(ProfileError, match="fail_rate"):
         _parse("x", "[transcription]\nfail_rate = 2\n", "toml")
     assert _parse("x", "[latency]\nfirst_output_ms = 5\n", "toml").first_output_s(1000) == 0.005
+
+
+def test_webrtc_transport_plays_instead_of_streaming_audio():
+    """No audio deltas; output_audio_buffer.started with the first word, .stopped when the last word has
+    played (300 ms a word, after response.done); a clear cuts the item where playback is."""
+    s = Session(profile=Profile("p", transport="webrtc"))
+    s.start()
+    create = json.dumps({"type": "response.create"})
+    out = events(s.receive(create, 0.0))
+    while s._active:
+        out += events(s.advance(s.next_due()))  # every step at t=0: generation is instant here
+    kinds = [e["type"] for e in out]
+    words = sum(1 for k in kinds if k == "response.output_audio_transcript.delta")
+    assert "response.output_audio.delta" not in kinds and words > 1
+    assert kinds.count("output_audio_buffer.started") == 1  # with the first word's audio, after its transcript
+    assert "output_audio_buffer.stopped" not in kinds and s.next_due() == pytest.approx(words * 0.3)
+    assert events(s.advance(words * 0.3 - 0.01)) == []  # the last word still plays
+    stopped = events(s.advance(s.next_due()))
+    assert [e["type"] for e in stopped] == ["output_audio_buffer.stopped"] and s.next_due() is None
+    assert events(s.receive(json.dumps({"type": "output_audio_buffer.clear"}), 99.0)) == []  # nothing plays
+
+    out = events(s.receive(create, 100.0))
+    while s._active:
+        out += events(s.advance(100.0))
+    item = next(e["item"]["id"] for e in out if e["type"] == "response.output_item.added")
+    cut = events(s.receive(json.dumps({"type": "output_audio_buffer.clear"}), 100.45))
+    assert [(e["type"], e.get("item_id"), e.get("audio_end_ms")) for e in cut] == [
+        ("output_audio_buffer.cleared", None, None), ("conversation.item.truncated", item, 450)]
+    assert s.next_due() is None  # a cleared buffer never reports stopped
+    with pytest.raises(ProfileError, match="transport.kind"):
+        _parse("x", '[transport]\nkind = "carrier pigeon"\n', "toml")
