@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from rtreplay.cli.location import Location
-from rtreplay.recorder import archive
+from rtreplay.recorder import archive, marks
 from rtreplay.recorder.link import RecorderError
 from rtreplay.recorder.proxy import HEAD_TIMEOUT, MAX_HANDSHAKES, parse_listen, running
 from rtreplay.recorder.store import display, is_url
@@ -162,16 +162,21 @@ def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
 @SPOOL
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
 def recover(out: Path | str, spool: Path, fmt: str) -> None:
-    """Turn journals left by a stopped or killed proxy into Parquet.
+    """Turn journals left by a stopped or killed proxy into Parquet, and report what a killed proxy lost.
 
-    Exits non-zero if a journal was incomplete (cut short by a crash) or unreadable, naming the file.
-    Journals of sessions still being recorded are left alone.
+    Exits 1 if a journal was incomplete (cut short by a crash) or unreadable, naming the file, or if a proxy
+    died holding frames it had forwarded but not yet handed to its recorder (one line per session, with the
+    count, which the session also records as a `proxy.error`; reported once). Exits 3 while the recorder of a
+    dead proxy is still writing (a stalled disk): run it again once that recorder has exited. Journals of
+    sessions still being recorded are left alone.
 
     \b
     Example:
       rtreplay recover logs/
     """
-    results = archive.recover(spool if is_url(out) else Path(out))
+    root = spool if is_url(out) else Path(out)
+    results = archive.recover(root)
+    left = marks.leftovers(root)
     uploaded = _upload_all(Uploader(spool, str(out))) if is_url(out) and spool.is_dir() else []
     rows = [{"journal": str(r.journal), "parquet": str(r.parquet) if r.parquet else None, "events": r.events,
              "problem": r.problem} for r in results]
@@ -184,14 +189,22 @@ def recover(out: Path | str, spool: Path, fmt: str) -> None:
     else:
         for row in rows:
             click.echo(f"{row['journal']} -> {row['parquet'] or '(kept)'}: {row['events']} events")
-        if not rows:
+        if not rows and not left.unfinished:
             click.echo("no journals to recover")
     for up in uploaded if fmt == "text" else []:
         click.echo(f"uploaded {up.local} -> {up.target}: {up.events} events")
+    for line in left.losses + left.dead:
+        click.echo(f"lost: {line}", err=True)
+    for line in left.unfinished:
+        click.echo(f"still writing: {line}", err=True)
     bad = [r for r in results if r.problem]
     if bad:
         raise click.ClickException(
             "; ".join(f"{r.journal}: {r.problem}" for r in bad) + " (archive incomplete)")
+    if left.losses or left.dead:
+        raise click.ClickException("frames were forwarded that the archive does not hold (archive incomplete)")
+    if left.unfinished:
+        sys.exit(3)
 
 
 @click.command()

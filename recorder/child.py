@@ -30,13 +30,14 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from rtreplay.recorder import archive, framing, redact, tap
+from rtreplay.recorder import archive, framing, marks, redact, tap
 from rtreplay.recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
 from rtreplay.recorder.writer import ArchiveWriter, SessionHandle
 
@@ -78,6 +79,7 @@ class Connection:
         self._unrecorded = {"messages": 0, "frames": 0, "wire_bytes": 0}
         self._closes: dict[str, Any] = {}
         self._first_close: str | None = None
+        self.received = 0  # bytes the proxy handed over (compared with its progress marks if it dies)
 
     def _start(self, subprotocol: str | None = None, extensions: str | None = None) -> SessionHandle:
         if self.handle is None:
@@ -90,6 +92,7 @@ class Connection:
     def feed(self, direction: str, data: bytes, mono_ns: int, wall_ns: int) -> Iterator[None]:
         """A chunk the proxy forwarded going `direction`, received at (`mono_ns`, `wall_ns`). Records as
         it is iterated, pausing after each record (the caller may stop there and go on later)."""
+        self.received += len(data)
         if direction == CLIENT and self._blind:
             self._blind += len(data)  # the stream's start is missing: its frames cannot be found
         elif self._tapping:
@@ -212,15 +215,18 @@ class Connection:
             closed["unrecorded"] = self._unrecorded  # what passed that no event record holds (see proxy.error)
         handle.close(closed, mono_ns, wall_ns)
 
-    def abandon(self, why: str, close: bool = False) -> None:
+    def abandon(self, why: str, close: bool = False, **facts: Any) -> SessionHandle:
         """Stop recording this session, with a `proxy.error` saying `why` (and `proxy.close` if `close`)."""
         handle = self._start()
-        handle.lifecycle(PROXY_ERROR, {"error": why})
-        for stream_tap in self._taps.values():
-            stream_tap.end()  # gives its share of the budget back
+        handle.lifecycle(PROXY_ERROR, {"error": why, **facts})
+        now = time.monotonic_ns(), time.time_ns()
+        for direction, stream_tap in self._taps.items():
+            for lost in stream_tap.end():  # (also gives its share of the budget back)
+                self._lost(direction, lost, *now)  # a message cut by the end: the part received is counted
         self._release_early()
         if close:
             handle.close({})
+        return handle
 
 
 class ParentLink(asyncio.Protocol):
@@ -343,17 +349,31 @@ class ParentLink(asyncio.Protocol):
     def report(self, lost_records: int, error: str) -> None:
         self.send(framing.PROBLEM, orjson.dumps({"lost_records": lost_records, "error": error}))
 
-    def abandon_open_sessions(self) -> None:
-        for connection in self.connections.values():
-            # Copies the proxy had not handed over yet (at most its link's high-water mark, more while the
-            # recorder lagged) died with it: say so, so that a reader knows this session may miss its tail.
-            connection.abandon("the proxy process ended while the session was open; frames it had not yet "
-                               "handed to the recorder are missing")
+    def abandon_open_sessions(self, marks_path: Path | None) -> list[dict[str, Any]]:
+        """The proxy died: copies it had not handed over (all it held while the recorder lagged) died with it.
+        Each open session gets a `proxy.error` saying so, counted from the proxy's progress marks
+        (`rtreplay.recorder.marks`); the counted losses are returned for `rtreplay recover` to report."""
+        forwarded, at = marks.read(marks_path) if marks_path is not None else ({}, None)
+        losses = []
+        for conn, connection in self.connections.items():
+            lost = max(0, forwarded.get(conn, 0) - connection.received)
+            if lost:
+                handle = connection.abandon(
+                    f"the proxy process ended while the session was open: at least {lost} wire bytes it forwarded "
+                    f"(by its last progress mark, {marks.iso(at)}) never reached the recorder; bytes forwarded "
+                    "after that mark are not counted", lost_wire_bytes=lost, marked_at=marks.iso(at))
+                losses.append({"session_id": handle.session_id, "conn": conn, "lost_wire_bytes": lost})
+            else:
+                connection.abandon("the proxy process ended while the session was open; frames it forwarded after "
+                                   f"its last progress mark ({marks.iso(at)}) may be missing")
         self.connections.clear()
+        return losses
 
 
-async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: float, high_water: int) -> None:
-    """Recover leftover journals, say READY, record until EOF, then finalize everything."""
+async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: float, high_water: int,
+                marks_path: Path | None = None) -> None:
+    """Recover leftover journals, say READY, record until EOF, then finalize everything (and, if the proxy
+    died, count what it lost against its progress marks at `marks_path`)."""
     loop = asyncio.get_running_loop()
     await asyncio.to_thread(archive.recover, out)
     async with ArchiveWriter(out, audio=audio, flush_interval=flush_interval, high_water=high_water) as writer:
@@ -363,7 +383,9 @@ async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: floa
         writer.on_failed = _writer_failed
         link.send(framing.READY)
         await link.ended
-        link.abandon_open_sessions()
+        losses = link.abandon_open_sessions(marks_path)
+    if marks_path is not None:
+        marks.write_losses(marks_path, losses)  # every session is finalized: `recover` may report them now
     if link.transport is not None:
         link.transport.close()  # after writing what is buffered
         await link.lost
@@ -384,12 +406,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audio", choices=["keep", "drop"], default="keep")
     parser.add_argument("--flush-interval", type=float, default=0.5)
     parser.add_argument("--high-water", type=int, default=16 << 20)
+    parser.add_argument("--marks", type=Path, help="the proxy's progress marks file (rtreplay.recorder.marks)")
     args = parser.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(format="rtreplay recorder: %(message)s")
     sock = socket.socket(fileno=args.fd)
-    asyncio.run(serve(sock, args.out, args.audio, args.flush_interval, args.high_water))
+    held = marks.hold(args.marks) if args.marks is not None else None  # noqa: F841  (locked until we exit)
+    asyncio.run(serve(sock, args.out, args.audio, args.flush_interval, args.high_water, args.marks))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ Contract:
     disk before the child's `SessionRecorder` has redacted it.
   - Durability: bytes written into the socket survive the proxy's death (the child reads until EOF,
     then finalizes every session). Bytes still in this process — the last `FLUSH_DELAY` of copies, and
-    whatever the socket's kernel buffer could not take while the child lagged — die with a `kill -9`.
+    whatever the socket's kernel buffer could not take while the child lagged — die with a `kill -9`;
+    progress marks (`rtreplay.recorder.marks`: bytes handed over per connection, on disk while copies are in
+    flight) let the child count that loss into each session, and `rtreplay recover` report it.
   - `close()` sends EOF and waits until the child has finalized every session and exited.
   - If the child dies first, `failed` says so and `on_failed()` is called: the proxy then stops relaying
     rather than let traffic through unrecorded.
@@ -41,7 +43,7 @@ from pathlib import Path
 
 import orjson
 
-from rtreplay.recorder import framing
+from rtreplay.recorder import framing, marks
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,15 @@ class RecorderLink(asyncio.Protocol):
     but not yet taken by the child), `pauses` (times every connection was paused), `session_pauses`
     (times one connection was), `lost_records` and `errors` (as reported by the child)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], high_water: int, low_water: int | None = None) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], high_water: int, low_water: int | None = None,
+                 mark_writer: marks.MarkWriter | None = None) -> None:
         self.process = process
+        self._marks = mark_writer
+        self._forwarded: dict[int, int] = {}  # conn -> bytes handed over (flushed), for the progress marks
+        self._ended: collections.deque[tuple[int, int]] = collections.deque()  # (stream offset of CLOSE, conn)
+        self._ending: list[int] = []  # conns whose CLOSE is in `_parts`
+        self._marked_at = 0.0
+        self._unmarked = False
         self.high_water = high_water
         self.low_water = high_water // 4 if low_water is None else low_water
         self.session_bound = max(high_water // 8, FLUSH_BYTES)
@@ -116,19 +125,22 @@ class RecorderLink(asyncio.Protocol):
             raise ValueError(f"audio must be 'keep' or 'drop', not {audio!r}")
         if flush_interval <= 0:
             raise ValueError("flush_interval must be positive")
+        mark_writer = marks.MarkWriter(Path(out) / "journal")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, min(SOCKET_BUFFER, high_water))
         try:
             process = subprocess.Popen(
                 [*CHILD_COMMAND, "--fd", str(theirs.fileno()), "--out", str(out), "--audio", audio,
-                 "--flush-interval", repr(flush_interval), "--high-water", str(min(high_water, CHILD_QUEUE))],
+                 "--flush-interval", repr(flush_interval), "--high-water", str(min(high_water, CHILD_QUEUE)),
+                 "--marks", str(mark_writer.path)],
                 pass_fds=[theirs.fileno()], start_new_session=True)
         except BaseException:
             ours.close()
+            mark_writer.remove()
             raise
         finally:
             theirs.close()
-        link = cls(process, high_water)
+        link = cls(process, high_water, mark_writer=mark_writer)
         transport, _ = await link._loop.connect_accepted_socket(lambda: link, ours)
         transport.set_write_buffer_limits(high_water, link.low_water)  # type: ignore[attr-defined]
         for secret in secrets:
@@ -165,6 +177,8 @@ class RecorderLink(asyncio.Protocol):
         """Any other frame; `at` is (monotonic ns, epoch ns), default now."""
         mono, wall = at or (time.monotonic_ns(), time.time_ns())
         self._parts += (framing.header(conn, kind, direction, mono, wall, len(payload)), payload)
+        if kind == framing.CLOSE:
+            self._ending.append(conn)
         if self._flush_at is None:
             self._flush_at = self._loop.call_later(FLUSH_DELAY, self._flush)
 
@@ -186,6 +200,13 @@ class RecorderLink(asyncio.Protocol):
         self._sent += len(data)
         self._batches.append((self._sent, self._first_at or time.monotonic_ns(), counts))
         self._first_at = 0
+        forwarded = self._forwarded
+        for conn, size in counts.items():
+            forwarded[conn] = forwarded.get(conn, 0) + size
+        if self._ending:
+            self._ended.extend((self._sent, conn) for conn in self._ending)
+            self._ending = []
+        self._unmarked = True
         self._account()
 
     def _account(self) -> None:
@@ -207,6 +228,12 @@ class RecorderLink(asyncio.Protocol):
                 if conn in self._paused_conns and left <= self.session_bound // 2:
                     self._paused_conns.discard(conn)
                     self.on_resume_session(conn)
+        ended = self._ended
+        while ended and ended[0][0] <= taken:  # the child has its CLOSE: no mark needed for it any more
+            self._forwarded.pop(ended.popleft()[1], None)
+        # Marks matter only while copies are at risk here (not yet taken): a kill -9 loses exactly those.
+        if batches and self._unmarked and time.monotonic() - self._marked_at >= marks.INTERVAL:
+            self._mark()
         lag = (time.monotonic_ns() - batches[0][1]) / 1e9 if batches else 0.0
         if lag > MAX_LAG or (self._lagging and lag > MAX_LAG / 2):
             self._set_paused(lagging=True)
@@ -214,6 +241,17 @@ class RecorderLink(asyncio.Protocol):
             self._set_paused(lagging=False)
         if batches and self._check_at is None:  # look again even if no new copy comes
             self._check_at = self._loop.call_later(FLUSH_DELAY, self._check)
+
+    def _mark(self) -> None:
+        """Write the progress mark (while copies are in flight, at most every `marks.INTERVAL`)."""
+        self._unmarked = False
+        self._marked_at = time.monotonic()
+        if self._marks is None:
+            return
+        try:
+            self._marks.write(self._forwarded)
+        except OSError as exc:  # a full disk: the recorder reports it too; a loss would then go uncounted
+            log.warning("progress mark not written: %s", exc)
 
     def _check(self) -> None:
         self._check_at = None
@@ -287,6 +325,11 @@ class RecorderLink(asyncio.Protocol):
         if code != 0:
             self.errors.append(f"recorder process exited with status {code}")
             log.error("recorder process exited with status %s", code)
+        if self._marks is not None:
+            if code == 0:
+                self._marks.remove()  # every session finalized: nothing left to count
+            else:
+                self._marks.close()  # left for `rtreplay recover` to report
 
     def kill(self) -> None:
         """Stop the child at once (start-up failed); its journals stay for `rtreplay recover`."""
@@ -296,3 +339,5 @@ class RecorderLink(asyncio.Protocol):
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        if self._marks is not None:
+            self._marks.remove()  # nothing was relayed yet

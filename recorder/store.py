@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from rtreplay.recorder.archive import (
     JOURNAL_SUFFIX, PARQUET_SUFFIX, TMP_SUFFIX, ArchiveError, ArchiveProblem, read_table,
 )
+from rtreplay.recorder.marks import LOST_SUFFIX, MARKS_SUFFIX
 from rtreplay.recorder.schema import version_of
 
 
@@ -280,6 +281,8 @@ def _list(infos: list[pafs.FileInfo], root: str = "",
             files.append(f)
         elif f.is_journal:
             journals.append(f)
+        elif f.name.endswith((MARKS_SUFFIX, LOST_SUFFIX)):
+            continue  # a proxy's progress marks, a dead proxy's loss report: for `recover` (recorder.marks)
         elif not f.name.endswith(TMP_SUFFIX) and info.path.rsplit("/", 1)[0] != top:  # *.tmp: a write in progress
             problems.append(ArchiveProblem(f.path, "not a Parquet file or journal; skipped"))
     finished = {f.session_id for f in files}
