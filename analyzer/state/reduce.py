@@ -1,7 +1,9 @@
 """The reducer: one handler per wire event `type`, folding a session's events into a `SessionState`.
 
 Rules:
-- Everything that changes rebuilt state lives here and in analyzer/reduce_items.py (items and content). `apply(state, event)` is pure in the sense that matters
+- Everything that changes rebuilt state lives here and in analyzer/state/reduce_items.py (items and content),
+  reduce_requests.py (which request each response answers) and reduce_runs.py (runs of rows at once).
+  `apply(state, event)` is pure in the sense that matters
   for an event-sourced fold: no I/O, no clock, no randomness; it changes only the `state` passed in and
   returns it. The fold owns its state; `SessionState.copy()` (a deep copy) gives independent snapshots,
   so `fold(b, fold(a).copy())` equals `fold(a + b)`. Handlers never mutate a JSON object taken from an
@@ -25,14 +27,18 @@ from contextlib import contextmanager
 from typing import Any
 
 from rtreplay.analyzer.state.reduce_items import (
-    ARGUMENTS_RUN, AUDIO_RUN, INPUT_RUN, TEXT_RUN, TRANSCRIPT_RUN, Handler, Malformed, RunHandler, anomaly,
-    arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
+    Handler, Malformed, anomaly, arguments_handler, as_dict, as_str, audio_delta, audio_done, audio_of,
     item_deleted, item_done, item_retrieved, item_truncated, item_upserted, mcp_call_status, merge_item,
-    merge_known_item, new_item, part_added, text_delta, text_done, transcription_completed, transcription_delta,
-    transcription_failed,
+    merge_known_item, new_item, part_added, text_delta, text_done, transcription, transcription_never_placed,
 )
-from rtreplay.analyzer.state.request import answer_key, fits, metadata_key, request_key
+from rtreplay.analyzer.state.reduce_runs import (
+    ARGUMENTS_RUN, AUDIO_RUN, INPUT_RUN, TEXT_RUN, TRANSCRIPT_RUN, RunHandler,
+)
+from rtreplay.analyzer.state.reduce_requests import (
+    client_event_seen, error_event, partial_done, response_create, set_out_of_band, take_request,
+)
 from rtreplay.analyzer.state.session import Anomaly, Event, Response, SessionState
+from rtreplay.recorder.schema import CLIENT
 
 __all__ = ["HANDLERS", "RUN_HANDLERS", "AnomalyError", "Malformed", "apply", "apply_run", "finish", "fold"]
 
@@ -126,11 +132,6 @@ def client_item_create(state: SessionState, ev: Event) -> None:
         state.client_audio[item["id"]] = ev.audio
 
 
-def response_create(state: SessionState, ev: Event) -> None:
-    params = ev.data.get("response")
-    state.waiting_requests.append((ev.seq, ev.data.get("event_id"), params if isinstance(params, dict) else None))
-
-
 def _response(state: SessionState, ev: Event, rid: Any) -> Response:
     rid = as_str(rid, "response id")
     r = state.responses.get(rid)
@@ -140,36 +141,17 @@ def _response(state: SessionState, ev: Event, rid: Any) -> Response:
     return r
 
 
-def _take_request(state: SessionState, raw: dict, r: Response) -> None:
-    """Give `r` the oldest waiting request with its key (docs/definitions.md, "Matching"): with server VAD
-    the turn's own response.created can come between a request and its answer (protocol §11.2)."""
-    key = answer_key(raw)
-    for i, (seq, _, params) in enumerate(state.waiting_requests):
-        if fits(request_key(params), key):
-            r.request_seq, r.request = seq, params
-            del state.waiting_requests[i]
-            return
-
-
 def response_created(state: SessionState, ev: Event) -> None:
     """A new response; the waiting request with its key is what asked for it (none: server-initiated)."""
     raw = as_dict(ev.data.get("response"), "response")
     rid = as_str(raw.get("id"), "response.id")
     r = Response(rid, status=str(raw.get("status", "in_progress")), conversation_id=raw.get("conversation_id"),
                  metadata=raw.get("metadata"), created_seq=ev.seq, created_mono_ns=ev.mono_ns)
-    _take_request(state, raw, r)
-    _set_out_of_band(r, raw)
+    take_request(state, raw, r)
+    set_out_of_band(r, raw)
     if rid in state.responses:
         anomaly(state, ev, "duplicate_response", f"{rid} created twice; the second replaces the first")
     state.responses[rid] = r
-
-
-def _set_out_of_band(r: Response, raw: dict) -> None:
-    """Out-of-band by the server's word, conversation_id null (§5.4, §11.1); the request's only without it."""
-    if "conversation_id" in raw:
-        r.out_of_band = raw["conversation_id"] is None
-    else:
-        r.out_of_band = r.request is not None and r.request.get("conversation") == "none"
 
 
 def output_item_added(state: SessionState, ev: Event) -> None:
@@ -195,9 +177,7 @@ def response_done(state: SessionState, ev: Event) -> None:
     raw = as_dict(ev.data.get("response"), "response")
     r = _response(state, ev, raw.get("id"))
     if r.created_seq is None and r.request is None and r.done_seq is None:  # a partial log: no response.created
-        if metadata_key(raw.get("metadata")):
-            _take_request(state, raw, r)  # named by its metadata echo only
-        _set_out_of_band(r, raw)
+        partial_done(state, raw, r)  # named by its metadata echo only
         r.conversation_id, r.metadata = raw.get("conversation_id"), raw.get("metadata")
     r.status = str(raw.get("status"))
     r.status_details = raw.get("status_details")
@@ -219,23 +199,6 @@ def response_done(state: SessionState, ev: Event) -> None:
     for iid in r.output:
         if not r.out_of_band and iid in state.outputs:
             anomaly(state, ev, "output_not_in_conversation", f"{iid} of a default-conversation response was never added")
-
-
-def error_event(state: SessionState, ev: Event) -> None:
-    """An error answering a waiting request by event_id, or in order (docs/definitions.md)."""
-    err = ev.data.get("error")
-    if not isinstance(err, dict):
-        raise Malformed("error is not an object")
-    state.errors.append((ev.seq, ev.type, err))
-    eid = err.get("event_id")
-    if eid is not None:
-        for i, (_, sent, _) in enumerate(state.waiting_requests):
-            if sent == eid:
-                del state.waiting_requests[i]
-                return
-    elif state.waiting_requests and (err.get("code") == "conversation_already_has_active_response"
-                                     or str(err.get("param") or "").startswith("response.")):
-        state.waiting_requests.pop(0)
 
 
 def proxy_close(state: SessionState, ev: Event) -> None:
@@ -280,9 +243,9 @@ HANDLERS: dict[str, Handler] = {
     "conversation.item.retrieved": item_retrieved,
     "conversation.item.truncated": item_truncated,
     "conversation.item.deleted": item_deleted,
-    "conversation.item.input_audio_transcription.delta": transcription_delta,
-    "conversation.item.input_audio_transcription.completed": transcription_completed,
-    "conversation.item.input_audio_transcription.failed": transcription_failed,
+    "conversation.item.input_audio_transcription.delta": transcription,
+    "conversation.item.input_audio_transcription.completed": transcription,
+    "conversation.item.input_audio_transcription.failed": transcription,
     "conversation.item.input_audio_transcription.segment": no_change,
     # server: input audio buffer
     "input_audio_buffer.speech_started": speech_started,
@@ -354,6 +317,8 @@ def apply(state: SessionState, ev: Event, *, strict: bool = False) -> SessionSta
     if ev.run is not None:
         return apply_run(state, ev, strict=strict)
     before = len(state.anomalies)
+    if ev.direction == CLIENT:
+        client_event_seen(state, ev)
     handler = HANDLERS.get(ev.type)
     if handler is None:
         anomaly(state, ev, "unknown_type", f"no handler for {ev.type!r}")
@@ -416,8 +381,13 @@ def collector_paused() -> Iterator[None]:
 
 
 def finish(state: SessionState, *, strict: bool = False) -> SessionState:
-    """End of the session: responses still in progress become anomalies (no `response.done` seen)."""
+    """End of the session: responses still in progress (no `response.done` seen) and transcription held for
+    an item never added become anomalies."""
     seq = state.last_seq if state.last_seq is not None else -1
+    for a in transcription_never_placed(state):
+        state.anomalies.append(a)
+        if strict:
+            raise AnomalyError(str(a))
     for r in state.responses.values():
         if r.status == "in_progress":
             state.anomalies.append(Anomaly(seq, "session.end", "response_without_done", f"{r.id} never got response.done"))

@@ -133,9 +133,12 @@ def _attach_input_audio(state: SessionState, item: Item) -> None:
                 part.audio = list(audio)
                 part.audio_known = True
                 break
-    for index, text in state.pending_transcripts.pop(item.id, {}).items():
+    for ev in state.pending_transcription.pop(item.id, []):  # transcription that came before the item
+        index = as_index(ev.data.get("content_index"), "content_index")
         if index < len(item.content):
-            item.content[index].fields["transcript"] = text
+            TRANSCRIPTION[ev.type](item.content[index], ev)
+        else:
+            anomaly(state, ev, "transcription_for_unknown_item", f"{item.id!r} part {index} is not known")
 
 
 def item_upserted(state: SessionState, ev: Event) -> None:
@@ -251,10 +254,10 @@ def _part_for(state: SessionState, ev: Event, kind: str) -> Part | None:
 
 
 def _first_output(state: SessionState, ev: Event) -> None:
-    _first_output_at(state, ev.response_id, ev.mono_ns)
+    first_output_at(state, ev.response_id, ev.mono_ns)
 
 
-def _first_output_at(state: SessionState, response_id: str | None, mono_ns: int) -> None:
+def first_output_at(state: SessionState, response_id: str | None, mono_ns: int) -> None:
     r = state.responses.get(response_id) if response_id else None
     if r is not None and r.first_output_mono_ns is None:
         r.first_output_mono_ns = mono_ns
@@ -327,85 +330,54 @@ def mcp_call_status(status: str) -> Handler:
     return handler
 
 
-def transcription_delta(state: SessionState, ev: Event) -> None:
-    d = ev.data
-    index = as_index(d.get("content_index"), "content_index")
-    item = state.find_item(d.get("item_id"))
-    if item is not None and index < len(item.content):
-        part = item.content[index]
-        part.fields["transcript"] = (part.fields.get("transcript") or "") + as_str(d.get("delta") or "", "delta")
-
-
-def transcription_completed(state: SessionState, ev: Event) -> None:
-    """Sets the user item's transcript; may arrive before the item (kept pending until it does)."""
+def _transcription_part(state: SessionState, ev: Event) -> Part | None:
+    """The user item's part a transcription event is about. Transcription runs apart from the item (protocol
+    §9.3: asynchronous), so an event for an item not yet added is held and applied when it is (None here)."""
     d = ev.data
     iid = as_str(d.get("item_id"), "item_id")
     index = as_index(d.get("content_index"), "content_index")
-    transcript = d.get("transcript")
-    item = state.items.get(iid)
-    if item is not None and index < len(item.content):
-        item.content[index].fields["transcript"] = transcript
-    else:
-        state.pending_transcripts.setdefault(iid, {})[index] = transcript
+    item = state.find_item(iid)
+    if item is None:
+        state.pending_transcription.setdefault(iid, []).append(ev)
+        return None
+    if index >= len(item.content):
+        anomaly(state, ev, "transcription_for_unknown_item", f"{iid!r} part {index} is not known")
+        return None
+    return item.content[index]
 
 
-def transcription_failed(state: SessionState, ev: Event) -> None:
-    """The item keeps no transcript; the error shows on its part (`transcription_error`) and in errors."""
-    d = ev.data
-    error = d.get("error")
-    state.errors.append((ev.seq, ev.type, error))
-    index = as_index(d.get("content_index"), "content_index")
-    item = state.find_item(d.get("item_id"))
-    if item is None or index >= len(item.content):
-        anomaly(state, ev, "transcription_for_unknown_item", f"{d.get('item_id')!r} part {index} is not known")
-        return
-    item.content[index].fields["transcription_error"] = error
+def _delta(part: Part, ev: Event) -> None:
+    part.fields["transcript"] = (part.fields.get("transcript") or "") + as_str(ev.data.get("delta") or "", "delta")
 
 
-# -- runs (analyzer/load.py): a channel's rows at once -----------------------------------------------------
-# A run handler is (target, apply). `target(state, channel)` is what every row of the channel would write to
-# through its handler's plain path (no anomaly, no part created), None when some row would not take that
-# path; `apply(state, channel, target)` then does what those rows do one by one.
-RunHandler = tuple[Callable[[SessionState, Any], Any], Callable[[SessionState, Any, Any], None]]
+def _completed(part: Part, ev: Event) -> None:
+    part.fields["transcript"] = ev.data.get("transcript")
 
 
-def _input_run(state: SessionState, ch: Any, _: Any) -> None:
-    state.input_audio.extend(ch.audio)
-    state.input_written += sum(len(v) for v in ch.audio)
+def _failed(part: Part, ev: Event) -> None:
+    part.fields["transcription_error"] = ev.data.get("error")  # the item keeps no transcript
 
 
-def _audio_target(state: SessionState, ch: Any) -> Part | None:
-    item = state.find_item(ch.item_id)
-    for part in reversed(item.content) if item is not None else ():
-        if part.fields.get("type") == "output_audio":
-            return part  # where `_part_for` puts an audio delta
-    return None
+TRANSCRIPTION: dict[str, Callable[[Part, Event], None]] = {
+    "conversation.item.input_audio_transcription.delta": _delta,
+    "conversation.item.input_audio_transcription.completed": _completed,
+    "conversation.item.input_audio_transcription.failed": _failed,
+}
 
 
-def _audio_run(state: SessionState, ch: Any, part: Part) -> None:
-    _first_output_at(state, ch.response_id, ch.mono_ns)
-    part.audio.extend(ch.audio)
+def transcription(state: SessionState, ev: Event) -> None:
+    """A transcription delta, completion or failure, on its user item (held until the item is added). A
+    failure is in `errors` at once, and shows on its part as `transcription_error`."""
+    if ev.type == "conversation.item.input_audio_transcription.failed":
+        state.errors.append((ev.seq, ev.type, ev.data.get("error")))
+    part = _transcription_part(state, ev)
+    if part is not None:
+        TRANSCRIPTION[ev.type](part, ev)
 
 
-def _part_target(state: SessionState, ch: Any) -> Part | None:
-    item = state.find_item(ch.item_id)
-    return item.content[ch.index] if item is not None and ch.index < len(item.content) else None
-
-
-def _text_run(field: str) -> Callable[[SessionState, Any, Part], None]:
-    def apply(state: SessionState, ch: Any, part: Part) -> None:
-        _first_output_at(state, ch.response_id, ch.mono_ns)
-        part.fields[field] = (part.fields.get(field) or "") + ch.text
-    return apply
-
-
-def _arguments_run(state: SessionState, ch: Any, item: Item) -> None:
-    _first_output_at(state, ch.response_id, ch.mono_ns)
-    item.fields["arguments"] = (item.fields.get("arguments") or "") + ch.text
-
-
-INPUT_RUN: RunHandler = (lambda state, ch: state, _input_run)
-AUDIO_RUN: RunHandler = (_audio_target, _audio_run)
-TEXT_RUN: RunHandler = (_part_target, _text_run("text"))
-TRANSCRIPT_RUN: RunHandler = (_part_target, _text_run("transcript"))
-ARGUMENTS_RUN: RunHandler = (lambda state, ch: state.find_item(ch.item_id), _arguments_run)
+def transcription_never_placed(state: SessionState) -> list[Anomaly]:
+    """End of the session: transcription still held names an item that was never added."""
+    out = [Anomaly(ev.seq, ev.type, "transcription_for_unknown_item", f"{iid!r} was never added")
+           for iid, held in state.pending_transcription.items() for ev in held]
+    state.pending_transcription.clear()
+    return out

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rtreplay.analyzer.state.reduce import collector_paused
 from rtreplay.analyzer.state.session import Event
@@ -87,6 +88,7 @@ class Rows:
         fields = np.array([FIELD_OF.get(t, 0) for t in self.type_names], dtype=np.int8)[self.type_codes]
         with_item = self.item_codes >= 0
         fields[((fields == INPUT) | (fields == AUDIO)) & ~self.has_audio] = 0
+        fields[_shares_a_request_id(table)] = 0  # the reducer must see it: an error naming it answers it
         fields[(fields == AUDIO) & ~with_item] = 0
         texts = fields >= TEXT
         fields[texts & (self.has_audio | ~with_item)] = 0
@@ -268,6 +270,20 @@ def _views(offsets: np.ndarray, data: memoryview, rows: np.ndarray) -> list:
     cut = np.flatnonzero(begin[1:] != end[:-1]) + 1
     return [data[int(begin[a]):int(end[b - 1])]
             for a, b in zip(np.concatenate(([0], cut)).tolist(), np.concatenate((cut, [len(rows)])).tolist())]
+
+
+def _shares_a_request_id(table: pa.Table) -> np.ndarray:
+    """Rows other than response.create that carry a response.create's event_id. An error naming that id
+    answers the latest client event with it (docs/definitions.md, "Matching" 1), so the reducer sees such
+    rows one by one (analyzer/state/reduce_requests.py); a run's rows would hide their event_ids."""
+    if "event_id" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    ids, types = table.column("event_id").chunk(0), table.column("type").chunk(0)
+    creates = pc.filter(ids, pc.and_(pc.equal(types, "response.create"), pc.is_valid(ids)))
+    if len(creates) == 0:
+        return np.zeros(table.num_rows, dtype=bool)
+    mask = pc.and_(pc.is_in(ids, value_set=pc.unique(creates)), pc.not_equal(types, "response.create"))
+    return mask.fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _codes(arr: pa.Array) -> tuple[list, np.ndarray]:

@@ -218,8 +218,14 @@ class SessionState:
     waiting_requests: list[tuple[int, Any, dict | None]] = field(default_factory=list)
     committed_audio: dict[str, list] = field(default_factory=dict)  # item id -> audio of the commit
     client_audio: dict[str, bytes] = field(default_factory=dict)  # client-created item id -> its audio
-    pending_transcripts: dict[str, dict[int, str]] = field(default_factory=dict)  # item id -> index -> text
+    # Input transcription events for an item not yet added, applied in order when it is (item id -> events).
+    pending_transcription: dict[str, list[Event]] = field(default_factory=dict)
     closed: bool = False
+    # The walk that pairs requests with responses (analyzer/state/reduce_requests.py): the latest client
+    # event per event_id as (seq, type), the requests refused by an error naming them, and what was met.
+    client_ids: dict[str, tuple[int, str]] = field(default_factory=dict)
+    rejected: set[int] = field(default_factory=set)
+    walk: list[tuple] = field(default_factory=list)
 
     def copy(self) -> SessionState:
         """A deep copy: continuing the fold on either one never affects the other."""
@@ -229,7 +235,8 @@ class SessionState:
             {k: v.copy() for k, v in self.responses.items()}, list(self.input_audio), self.input_written,
             self.buffer_start, self.speech_ms, list(self.anomalies), list(self.errors),
             list(self.waiting_requests), {k: list(v) for k, v in self.committed_audio.items()},
-            dict(self.client_audio), {k: dict(v) for k, v in self.pending_transcripts.items()}, self.closed,
+            dict(self.client_audio), {k: list(v) for k, v in self.pending_transcription.items()}, self.closed,
+            dict(self.client_ids), set(self.rejected), list(self.walk),
         )
 
     def find_item(self, item_id: Any) -> Item | None:

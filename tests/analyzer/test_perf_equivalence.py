@@ -34,7 +34,9 @@ def full(state: SessionState) -> dict:
                                   r.done_mono_ns) for rid, r in state.responses.items()}
     out["buffer"] = (state.input_audio_bytes(), state.input_written, state.buffer_start, state.speech_ms)
     out["books"] = (state.waiting_requests, {k: b"".join(v) for k, v in state.committed_audio.items()},
-                    {k: bytes(v) for k, v in state.client_audio.items()}, state.pending_transcripts, state.closed)
+                    {k: bytes(v) for k, v in state.client_audio.items()},
+                    {k: [e.seq for e in v] for k, v in state.pending_transcription.items()}, state.closed,
+                    state.client_ids, state.rejected, state.walk)
     items = [*state.items.values(), *state.outputs.values()]
     out["parts"] = {i.id: [len(p.audio) > 0 for p in i.content] for i in items}
     return copy.deepcopy(out)  # the fold goes on changing the lists and dicts it holds

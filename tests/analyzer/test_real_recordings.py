@@ -52,6 +52,9 @@ def test_rebuild_keeps_the_conversation_the_server_keeps(recording):
     oob = [i for r in state.responses.values() if r.out_of_band for i in r.output]
     assert sorted(oob) == sorted(want["out_of_band_outputs"])
     assert not set(oob) & set(state.items)
+    # the reducer gives each response the request the expected answer names (and none to the others)
+    asked = {r["response_id"]: line_seq(r["line"]) for r in want["requests"] if r["response_id"]}
+    assert {rid: r.request_seq for rid, r in state.responses.items() if r.request_seq is not None} == asked
 
 
 def test_requests_pair_with_the_responses_they_produced(recording):

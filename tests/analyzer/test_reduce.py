@@ -171,6 +171,35 @@ def test_failed_transcription_shows_on_its_item_and_in_errors() -> None:
     assert state.to_json()["errors"][0]["error"]["code"] == "audio_unintelligible"
 
 
+def test_transcription_events_before_their_item_are_held_until_it_is_added() -> None:
+    """Input transcription runs apart from the item (protocol §9.3: asynchronous): a delta, a completion or a
+    failure that comes before `conversation.item.added` waits for the item and is applied, in order, when
+    it arrives; it is no anomaly. The failure is in `errors` at once."""
+    s = Session()
+    error = {"type": "transcription_error", "code": "audio_unintelligible", "message": "The audio could not be transcribed."}
+    s.ev({"type": "input_audio_buffer.committed", "previous_item_id": None, "item_id": "u1"})
+    s.ev({"type": "conversation.item.input_audio_transcription.delta", "item_id": "u1", "content_index": 0, "delta": "he"})
+    s.ev({"type": "conversation.item.input_audio_transcription.delta", "item_id": "u1", "content_index": 0, "delta": "llo"})
+    s.ev({"type": "conversation.item.input_audio_transcription.failed", "item_id": "u2", "content_index": 0,
+          "error": error})
+    for iid, prev in (("u1", None), ("u2", "u1")):
+        s.ev({"type": "conversation.item.added", "previous_item_id": prev, "item": {
+            "id": iid, "type": "message", "role": "user", "content": [{"type": "input_audio", "transcript": None}]}})
+    state = rebuild(s.events, strict=True)
+    assert state.items["u1"].content[0].fields["transcript"] == "hello"
+    assert state.items["u2"].content[0].fields["transcription_error"] == error
+    assert "transcript" not in state.items["u2"].content[0].fields or state.items["u2"].content[0].fields["transcript"] is None
+    assert state.errors == [(3, "conversation.item.input_audio_transcription.failed", error)]
+
+
+def test_transcription_held_for_an_item_never_added_is_an_anomaly_at_the_end() -> None:
+    s = Session()
+    s.ev({"type": "conversation.item.input_audio_transcription.completed", "item_id": "ghost", "content_index": 0,
+          "transcript": "lost"})
+    state = rebuild(s.events)
+    assert kinds(state) == ["transcription_for_unknown_item"]
+
+
 def test_idle_timeout_commits_its_segment_like_end_of_speech() -> None:
     """timeout_triggered carries the segment the following commit takes (protocol §2.3)."""
     s = Session()

@@ -15,7 +15,7 @@ from rtreplay.analyzer.state.match import match, requests
 from sql_fixtures import SessionLog
 
 STEPS = st.lists(st.sampled_from([
-    "req", "req_oob", "req_meta1", "req_meta2", "req_id", "commit_id",
+    "req", "req_oob", "req_meta1", "req_meta2", "req_id", "commit_id", "cancel_id", "append_id",
     "created", "created_oob", "created_meta1", "created_meta2", "created_nokey", "done_meta1",
     "busy", "param", "by_id", "other"]), max_size=40)
 
@@ -36,6 +36,9 @@ def build(steps: list[str]) -> SessionLog:
             s.request(last_id)
         elif step == "commit_id":  # reuses the last request's event_id: an error naming it answers the commit
             s.client("input_audio_buffer.commit", event_id=last_id or "evt_none")
+        elif step in ("cancel_id", "append_id"):  # likewise for a cancel and an audio append
+            s.client("response.cancel" if step == "cancel_id" else "input_audio_buffer.append",
+                     event_id=last_id or "evt_none")
         elif step.startswith("created"):
             response = {"id": f"resp_{i}", "status": "in_progress", "output": [], "metadata": meta}
             if step != "created_nokey":
