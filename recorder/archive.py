@@ -100,10 +100,13 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def read_journal(path: Path) -> tuple[pa.Table, str | None]:
-    """Every complete batch of a journal, and a note if the stream ended mid-batch (a crash)."""
+def read_journal(path: Path, mapped: bool = False) -> tuple[pa.Table, str | None]:
+    """Every complete batch of a journal, and a note if the stream ended mid-batch (a crash).
+
+    `mapped` reads it through a memory map, with no copy (the table then points into the page cache): only
+    for a journal no one can change meanwhile (its `flock` held), since a file cut short under a map faults."""
     try:
-        f = pa.OSFile(str(path), "rb")
+        f = pa.memory_map(str(path), "r") if mapped else pa.OSFile(str(path), "rb")
     except OSError as exc:
         raise ArchiveError(f"{path}: not a readable journal ({exc})") from exc
     with f:
@@ -247,7 +250,8 @@ def finalize_journal(journal: Path, out: Path) -> tuple[Path, int, str | None]:
     """Turn a journal into the session's Parquet file and remove the journal.
 
     Returns (parquet path, events written, note on damage). Safe to run twice: if the Parquet file
-    exists already the journal is simply removed.
+    exists already the journal is simply removed. The caller holds the journal's `flock` (its writer, or
+    `recover`), so the journal is read through a memory map.
     """
     journal = Path(journal)
     session_id = journal.name[: -len(JOURNAL_SUFFIX)]
@@ -255,7 +259,7 @@ def finalize_journal(journal: Path, out: Path) -> tuple[Path, int, str | None]:
     if target.exists():
         journal.unlink()
         return target, pq.ParquetFile(target).metadata.num_rows, None
-    table, note = read_journal(journal)
+    table, note = read_journal(journal, mapped=True)
     write_parquet(table, target)
     journal.unlink()
     return target, table.num_rows, note

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import logging
 import os
 import signal
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_REJECTION_BODY = 64 * 1024  # bytes of an upstream's rejection body kept in the record
 MAX_EARLY = 4 << 20  # client bytes held per session until the upstream answers the upgrade
 WRITER_FAILED = 3  # exit status when the writer thread failed
+NICE = 19  # niceness the recorder adds to its own (see `_step_aside`)
 _HOLD_POLL = 0.005  # seconds between looks at the writer's queue while held
 _DIRECTIONS = {framing.CLIENT: CLIENT, framing.SERVER: SERVER}
 
@@ -391,6 +393,20 @@ async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: floa
         await link.lost
 
 
+def _step_aside() -> None:
+    """Keep out of the relay's way on a CPU. The recorder is off the forwarding path: the proxy buffers for it
+    (bounded), so a late recorder costs nothing until a bound is reached, while a recorder holding the CPU
+    when the relay wakes up delays a frame by a scheduler slice (1-3 ms: the proxy's p99). So it runs at the
+    lowest priority that still shares the CPU (nice 19, not SCHED_IDLE, which would starve behind any niced
+    batch job until the proxy hit its bounds), and its threads inherit it. Objects alive after start-up
+    (modules, mostly) are moved out of the garbage collector's view, so a full collection stays short."""
+    try:
+        os.nice(NICE)
+    except OSError:  # not allowed to change it: record at the proxy's priority
+        pass
+    gc.freeze()
+
+
 def _writer_failed(error: str) -> None:
     """The writer thread is gone: nothing more can be recorded. Exit now, loudly, so that the proxy stops
     relaying instead of passing traffic unrecorded; journals stay for `rtreplay recover`."""
@@ -410,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+    _step_aside()
     logging.basicConfig(format="rtreplay recorder: %(message)s")
     sock = socket.socket(fileno=args.fd)
     held = marks.hold(args.marks) if args.marks is not None else None  # noqa: F841  (locked until we exit)

@@ -8,8 +8,9 @@ WebSocket frame, never builds an Arrow batch and never waits for a writer thread
 Contract:
   - `RecorderLink.start(...)` spawns the child (a fresh interpreter, its own session so a terminal's Ctrl-C
     reaches only the proxy) and returns once the child has recovered leftover journals under `out`.
-  - `data(...)`/`send(...)` never block and never drop: frames are joined and written together at most
-    `FLUSH_DELAY` after the first of them, or once `FLUSH_BYTES` are pending (`close()` sends the rest).
+  - `data(...)`/`send(...)` never block and never drop: frames are written together (one `sendmsg` of their
+    pieces, no copy) at most `FLUSH_DELAY` after the first of them, or once `FLUSH_BYTES` are pending
+    (`close()` sends the rest).
   - The relay never waits for the child short of a hard bound: copies are buffered here (bounded), and
     every connection's share of what the child has not yet taken is counted. A connection owing more than
     `session_bound` bytes is paused alone (`on_pause_session(conn)`, `on_resume_session(conn)` once half
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import socket
 import subprocess
@@ -54,6 +56,8 @@ START_TIMEOUT = 60.0  # seconds for the child to recover leftover journals and s
 # the child, carries many chunks: a write and a wake-up per chunk cost more than the relay itself.
 FLUSH_DELAY = 0.005
 FLUSH_BYTES = 128 * 1024
+MAX_IOV = 512  # buffers per sendmsg (the system's limit, IOV_MAX, is 1024 on Linux and macOS)
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)  # a dead child is an error, not a SIGPIPE
 SOCKET_BUFFER = 4 << 20  # asked of the kernel, at most high_water (it may give less): bytes there survive us
 MAX_LAG = 0.25  # seconds the oldest copy may wait here for the child before every connection is paused
 CHILD_QUEUE = 16 << 20  # the child's queue of records bound (its writer's high-water mark), at most high_water
@@ -67,13 +71,13 @@ def _noop() -> None:
     pass
 
 
-class RecorderLink(asyncio.Protocol):
+class RecorderLink:
     """Sends recording frames to the child. Counters: `queued_bytes`, `peak_queued_bytes` (bytes written
     but not yet taken by the child), `pauses` (times every connection was paused), `session_pauses`
     (times one connection was), `lost_records` and `errors` (as reported by the child)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], high_water: int, low_water: int | None = None,
-                 mark_writer: marks.MarkWriter | None = None) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket, high_water: int,
+                 low_water: int | None = None, mark_writer: marks.MarkWriter | None = None) -> None:
         self.process = process
         self._marks = mark_writer
         self._forwarded: dict[int, int] = {}  # conn -> bytes handed over (flushed), for the progress marks
@@ -96,7 +100,7 @@ class RecorderLink(asyncio.Protocol):
         self.on_failed: Callable[[], None] = _noop
         self.on_pause_session: Callable[[int], None] = lambda conn: None
         self.on_resume_session: Callable[[int], None] = lambda conn: None
-        # Per-connection accounting of copies the child has not taken yet (here or in the transport):
+        # Per-connection accounting of copies the child has not taken yet (here, unsent or in `_out`):
         self._owed: dict[int, int] = {}  # conn -> bytes
         self._counts: dict[int, int] = {}  # conn -> bytes in `_parts`
         self._first_at = 0  # monotonic ns of the oldest copy in `_parts`
@@ -107,7 +111,14 @@ class RecorderLink(asyncio.Protocol):
         self._full = False
         self._check_at: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
+        # The socket is written directly, a batch's pieces in one `sendmsg`: no join, and what the kernel
+        # cannot take yet waits in `_out` as views of the same bytes (asyncio's transport would copy it).
+        self._sock: socket.socket | None = sock
+        sock.setblocking(False)
+        self._out: collections.deque[memoryview] = collections.deque()
+        self._out_bytes = 0  # bytes in `_out`
+        self._writing = False  # a writer callback is registered for the socket
+        self._eof_pending = False  # close(): shut our side down once `_out` is empty
         self._parts: list[bytes] = []
         self._pending = 0  # bytes of DATA payload in `_parts`
         self._flush_at: asyncio.TimerHandle | None = None
@@ -140,9 +151,8 @@ class RecorderLink(asyncio.Protocol):
             raise
         finally:
             theirs.close()
-        link = cls(process, high_water, mark_writer=mark_writer)
-        transport, _ = await link._loop.connect_accepted_socket(lambda: link, ours)
-        transport.set_write_buffer_limits(high_water, link.low_water)  # type: ignore[attr-defined]
+        link = cls(process, ours, high_water, mark_writer=mark_writer)
+        link._loop.add_reader(ours.fileno(), link._read_ready)
         for secret in secrets:
             link.send(0, framing.SECRET, framing.NO_DIRECTION, secret.encode())
         try:
@@ -191,15 +201,18 @@ class RecorderLink(asyncio.Protocol):
             self._flush_at = None
         if not self._parts:
             return
-        data, self._parts, self._pending = b"".join(self._parts), [], 0
+        parts, self._parts, self._pending = self._parts, [], 0
         counts, self._counts = self._counts, {}
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        if self._sock is None:
             return  # the child is gone: `failed` is set and the proxy is closing every connection
-        transport.write(data)
-        self._sent += len(data)
+        size = sum(map(len, parts))
+        self._sent += size
         self._batches.append((self._sent, self._first_at or time.monotonic_ns(), counts))
         self._first_at = 0
+        self._out.extend(map(memoryview, parts))
+        self._out_bytes += size
+        if not self._writing:
+            self._send()
         forwarded = self._forwarded
         for conn, size in counts.items():
             forwarded[conn] = forwarded.get(conn, 0) + size
@@ -209,14 +222,49 @@ class RecorderLink(asyncio.Protocol):
         self._unmarked = True
         self._account()
 
-    def _account(self) -> None:
-        """Credit what the child took (left the transport) to its connections; apply the bounds."""
-        transport = self._transport
-        if transport is None:
+    def _send(self) -> None:
+        """Hand the kernel as much of `_out` as it takes; wait for the socket to be writable for the rest."""
+        out = self._out
+        while out and self._sock is not None:
+            try:
+                n = self._sock.sendmsg(list(itertools.islice(out, MAX_IOV)), (), _NOSIGNAL)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._connection_lost(exc)
+                return
+            self._out_bytes -= n
+            while out and n >= len(out[0]):
+                n -= len(out.popleft())
+            if n:
+                out[0] = out[0][n:]
+        sock = self._sock
+        if sock is None:
             return
-        buffered = transport.get_write_buffer_size()
+        if out and not self._writing:
+            self._writing = True
+            self._loop.add_writer(sock.fileno(), self._write_ready)
+        elif not out and self._writing:
+            self._writing = False
+            self._loop.remove_writer(sock.fileno())
+        if not out and self._eof_pending:
+            self._shutdown()
+
+    def _write_ready(self) -> None:
+        self._send()
+        self._account()
+
+    def _account(self) -> None:
+        """Credit what the child took (what the socket took) to its connections; apply the bounds."""
+        if self._sock is None:
+            return
+        buffered = self._out_bytes
         if buffered > self.peak_queued_bytes:
             self.peak_queued_bytes = buffered
+        if buffered > self.high_water:
+            self._set_paused(full=True)
+        elif self._full and buffered <= self.low_water:
+            self._set_paused(full=False)
         taken, batches, owed = self._sent - buffered, self._batches, self._owed
         while batches and batches[0][0] <= taken:
             for conn, size in batches.popleft()[2].items():
@@ -272,15 +320,21 @@ class RecorderLink(asyncio.Protocol):
 
     @property
     def queued_bytes(self) -> int:
-        buffered = self._transport.get_write_buffer_size() if self._transport is not None else 0
-        return buffered + sum(len(p) for p in self._parts)
+        return self._out_bytes + sum(len(p) for p in self._parts)
 
-    # -- asyncio.Protocol ------------------------------------------------------------------------------
+    # -- the socket ------------------------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
+    def _read_ready(self) -> None:
+        try:
+            data = self._sock.recv(64 * 1024)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._connection_lost(exc)
+            return
+        if not data:  # the child closed its end: it has exited, or is about to
+            self._connection_lost(None)
+            return
         for frame in self._decoder.feed(data):
             if frame.kind == framing.READY and not self._ready.done():
                 self._ready.set_result(None)
@@ -289,15 +343,29 @@ class RecorderLink(asyncio.Protocol):
                 self.lost_records += problem.get("lost_records", 0)
                 self.errors.append(problem.get("error", ""))
 
-    def pause_writing(self) -> None:
-        self._set_paused(full=True)
+    def _shutdown(self) -> None:
+        """No more frames: the child reads to EOF, finalizes every session and exits."""
+        self._eof_pending = False
+        try:
+            self._sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._connection_lost(exc)
 
-    def resume_writing(self) -> None:
-        self._set_paused(full=False)
-        self._account()
+    def _drop_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())
+            if self._writing:
+                self._loop.remove_writer(sock.fileno())
+                self._writing = False
+            sock.close()
+        self._out.clear()
+        self._out_bytes = 0
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
+    def _connection_lost(self, exc: Exception | None) -> None:
+        if self._sock is None:
+            return
+        self._drop_socket()
         if not self._closing:
             self.failed = f"the recorder process ended unexpectedly ({exc or 'connection closed'})"
             log.error("%s; connections are closed so that nothing passes unrecorded", self.failed)
@@ -318,8 +386,11 @@ class RecorderLink(asyncio.Protocol):
         """Send what is pending, then EOF; wait until the child has finalized every session and exited."""
         self._flush()
         self._closing = True
-        if self._transport is not None:
-            self._transport.write_eof()
+        if self._sock is not None:
+            if self._out:
+                self._eof_pending = True  # once the rest is sent (`_send`)
+            else:
+                self._shutdown()
         await self._lost
         code = await asyncio.to_thread(self.process.wait)
         if code != 0:
@@ -334,8 +405,9 @@ class RecorderLink(asyncio.Protocol):
     def kill(self) -> None:
         """Stop the child at once (start-up failed); its journals stay for `rtreplay recover`."""
         self._closing = True
-        if self._transport is not None:
-            self._transport.abort()
+        self._drop_socket()
+        if not self._lost.done():
+            self._lost.set_result(None)
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
