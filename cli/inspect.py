@@ -25,7 +25,7 @@ from rtreplay.analyzer.state.timeline import format_ts, seq_of_response, state_a
 from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.store import Archive, is_url
 from rtreplay.recorder.upload import Uploader, UploadError
-from rtreplay.recorder.schema import PROXY_OPEN
+from rtreplay.recorder.schema import PROXY_OPEN, PROXY_REFUSED
 
 def _format(default: str) -> Any:
     """--format: `table` (sessions, like analyze/replay/sql) or `text` (show's timeline), json, csv."""
@@ -78,7 +78,11 @@ def sessions(archive_path: Path, fmt: str) -> None:
         stats = load.collect(arc, lambda f: f.group_by("session_id").agg(
             pl.col("ts").min().alias("start"), pl.col("ts").max().alias("end"), pl.len().alias("events"),
             pl.col("payload").filter(pl.col("type").is_in(["session.created", "session.updated"])).last()
-            .alias("config")).sort("session_id"), problems)
+            .alias("config"),
+            # A proxy run's refusals (recorder/refusals.py): not an app session; counted in a note instead.
+            pl.col("payload").filter(pl.col("type") == PROXY_REFUSED).str.json_path_match("$.count")
+            .cast(pl.Int64, strict=False).fill_null(1).sum().alias("refused"),
+            (pl.col("type") == PROXY_REFUSED).any().alias("run")).sort("session_id"), problems)
         result = match(arc)
     except ArchiveError as exc:
         raise click.ClickException(str(exc)) from None
@@ -91,7 +95,11 @@ def sessions(archive_path: Path, fmt: str) -> None:
     opens = dict(load.collect(arc, lambda f: f.filter(pl.col("type") == PROXY_OPEN).group_by("session_id")
                               .agg(pl.col("payload").first()), []).iter_rows())
     rows = []
-    for sid, start, end, n, config in stats.iter_rows():
+    runs: dict[str, int] = {}
+    for sid, start, end, n, config, refused, run in stats.iter_rows():
+        if run:
+            runs[sid] = refused
+            continue
         reqs = by_session.get(sid, [])
         model = next((r.model for r in reqs if r.model), None)
         if model is None and config:
@@ -103,6 +111,9 @@ def sessions(archive_path: Path, fmt: str) -> None:
                      "duration_s": round((end - start).total_seconds(), 1), "model": model, "events": n,
                      "requests": len(reqs), "failures": outcomes["failed"], "rejected": outcomes["rejected"]})
     _emit(rows, fmt)
+    if runs:
+        click.echo(f"note: {sum(runs.values())} connections refused before they became sessions (timeouts, bad or "
+                   f"excess upgrade requests): `rtreplay show {archive_path} SESSION` for {', '.join(runs)}", err=True)
 
 
 def _asked_model(open_payload: str) -> str | None:

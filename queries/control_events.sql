@@ -18,5 +18,6 @@ WHERE type IN (
     'response.function_call_arguments.done', 'conversation.item.create',  -- tool calls
     'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped',  -- turns
     'conversation.item.truncated', 'conversation.item.input_audio_transcription.completed', 'proxy.close',  -- voice
-    'output_audio_buffer.started', 'output_audio_buffer.stopped', 'output_audio_buffer.cleared'  -- WebRTC/SIP
+    'output_audio_buffer.started', 'output_audio_buffer.stopped', 'output_audio_buffer.cleared',  -- WebRTC/SIP
+    'proxy.refused'  -- connections refused before they became sessions (refused.sql)
 ) OR (direction = 'client' AND (event_id IS NOT NULL OR type <> 'input_audio_buffer.append'))

@@ -31,7 +31,7 @@ QUERIES_DIR = Path(__file__).parent
 MACROS = "macros"
 # Views in dependency order: each reads only those before it.
 VIEWS: tuple[str, ...] = (
-    "events", "control_events", "session_config", "sessions", "requests", "answers", "response_done", "responses",
+    "events", "control_events", "refused", "session_config", "sessions", "requests", "answers", "response_done", "responses",
     "outcomes", "tool_calls", "errors", "turns",
     # the voice reports (docs/definitions.md, "Voice sessions")
     "voice_items", "voice_settings", "voice_sessions", "voice_responses", "tool_rounds", "latency_samples",

@@ -3,7 +3,8 @@
 -- Answers: "which sessions are there, how long, with which model, how busy, and how did they end?"
 -- `model` is the last session.created/updated's, else proxy.open's `model=`; `closed` is false for a
 -- session still open (or cut off by a crash) — it has no proxy.close record.
--- Relies on: events.session_id, seq, ts, direction, type, size; session_config.
+-- A proxy run's own session of `proxy.refused` records is not a session here (see `refused`).
+-- Relies on: events.session_id, seq, ts, direction, type, size; session_config; refused.
 WITH per_session AS (
     SELECT
         session_id,
@@ -19,6 +20,7 @@ WITH per_session AS (
         bool_or(type = 'proxy.close') AS closed,
         bool_or(type = 'proxy.upstream_rejected') AS upstream_rejected
     FROM events
+    WHERE session_id NOT IN (SELECT session_id FROM refused)
     GROUP BY session_id
 ),
 models AS (

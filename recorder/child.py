@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from rtreplay.recorder import archive, framing, marks, redact, tap
+from rtreplay.recorder import archive, framing, marks, redact, refusals, tap
 from rtreplay.recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
 from rtreplay.recorder.writer import ArchiveWriter, SessionHandle
 
@@ -247,6 +247,7 @@ class ParentLink(asyncio.Protocol):
         self._current: tuple[int, Iterator[None]] | None = None  # a DATA frame being recorded
         self._held = False
         self._eof = False
+        self.run_log = refusals.RunLog(lambda: writer.open_session(None))  # connections refused by the proxy
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -320,6 +321,8 @@ class ParentLink(asyncio.Protocol):
             self.connections[conn].error(orjson.loads(frame.payload), frame.mono_ns, frame.wall_ns)
         elif kind == framing.CLOSE and conn in self.connections:
             self.connections.pop(conn).close(orjson.loads(frame.payload), frame.mono_ns, frame.wall_ns)
+        elif kind == framing.REFUSED:
+            self.run_log.record(orjson.loads(frame.payload), frame.mono_ns, frame.wall_ns)
         elif kind == framing.SECRET:
             self.writer.operator_secrets += redact.handshake_secrets([("authorization", frame.payload.decode())])
         return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from rtreplay.recorder import framing, tap
+from rtreplay.recorder import framing, refusals, tap
 from rtreplay.recorder.watchdog import FrameBoundary, Watchdog, close_frame
 
 if TYPE_CHECKING:
@@ -135,7 +135,12 @@ class Side(asyncio.Protocol):
 class Refused(asyncio.Protocol):
     """A connection over the half-open handshake cap: answered 503 at once, never a session."""
 
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.proxy.count(f"more than {self.proxy.max_handshakes} upgrade requests in progress (503)", 503,
+                         transport.get_extra_info("peername"))
         transport.write(_http_error("503 Service Unavailable", "too many upgrade requests in progress"))  # type: ignore
         transport.close()
 
@@ -172,7 +177,8 @@ class Session:
     def _head_late(self) -> None:
         self._head_timer = None
         self.proxy.handshaking -= 1
-        self.proxy.count("upgrade request not complete in time (408)")
+        self.proxy.count("upgrade request not complete in time (408)", 408, self._peer(),
+                         refusals.request_path(self._buffer))
         if self.client.transport is not None and not self.client.closed:
             self.client.transport.write(_http_error("408 Request Timeout", "upgrade request not complete in time"))
             self.client.close()
@@ -193,7 +199,7 @@ class Session:
             tap.request_target(self._request)
         except (tap.HeadError, ValueError) as exc:
             self.head_done()
-            self.proxy.count("bad upgrade request (400)")
+            self.proxy.count("bad upgrade request (400)", 400, self._peer(), refusals.request_path(self._buffer))
             side.transport.write(_http_error("400 Bad Request", str(exc)))  # type: ignore[union-attr]
             side.transport.close()  # type: ignore[union-attr]
             return
@@ -210,6 +216,9 @@ class Session:
         side.pause("connecting")
         self._dialing = True
         self.proxy.spawn(self._connect())
+
+    def _peer(self) -> Any:
+        return self.client.transport.get_extra_info("peername") if self.client.transport else None
 
     def _open_info(self) -> dict[str, Any]:
         assert self._request is not None

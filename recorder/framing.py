@@ -12,6 +12,8 @@ proxy received the bytes or saw the fact):
           with the upstream's HTTP answer, the client stream right after the upgrade request
   ERROR   JSON {error, …}: something went wrong in the proxy for this connection (e.g. upstream unreachable)
   CLOSE   JSON {first_disconnect}: both sockets are gone; nothing more comes for `conn`
+  REFUSED (conn 0) JSON {reason, status, peer, path, count, first, last}: connections refused before
+          they became sessions (`rtreplay.recorder.refusals`: one by one, then counted summaries)
   SECRET  (conn 0) a header value the proxy adds itself (Authorization from the environment): its secret
           is scrubbed from every session
 Recorder -> forwarding process (conn 0):
@@ -26,7 +28,7 @@ from typing import NamedTuple
 HEADER = struct.Struct("<IBBqqI")
 MAX_PAYLOAD = (1 << 32) - 1
 
-OPEN, DATA, ERROR, CLOSE, SECRET = 1, 2, 3, 4, 5
+OPEN, DATA, ERROR, CLOSE, SECRET, REFUSED = 1, 2, 3, 4, 5, 6
 READY, PROBLEM = 10, 11
 
 NO_DIRECTION, CLIENT, SERVER = 0, 1, 2

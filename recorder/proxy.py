@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtreplay.recorder import tap
+from rtreplay.recorder import framing, tap
 from rtreplay.recorder.connection import (  # noqa: F401  (HEAD_TIMEOUT, MAX_HANDSHAKES: the CLI's defaults)
     GOODBYE_GRACE, HEAD_TIMEOUT, MAX_HANDSHAKES, REALTIME_PATHS, Refused, Session, Side, Upstream,
 )
 from rtreplay.recorder.link import RecorderLink
+from rtreplay.recorder.refusals import Refusals
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Proxy:
         self.refused: collections.Counter[str] = collections.Counter()  # connections cut, by why
         self.failed = asyncio.Event()  # set when the recorder process is gone: the proxy must exit
         self.link = link
+        self.refusals = Refusals(lambda info: link.send_json(0, framing.REFUSED, info))
         self.authorization = authorization
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.sessions: set[Session] = set()
@@ -82,11 +84,14 @@ class Proxy:
         self._each_session(Session.shutdown)
         self.failed.set()
 
-    def count(self, why: str) -> None:
-        """A connection cut before it became a session: counted by reason, logged once per reason."""
+    def count(self, why: str, status: int | None = None, peer: Any = None, path: str | None = None) -> None:
+        """A connection cut before it became a session: counted by reason, logged once per reason, and
+        recorded in the archive (`rtreplay.recorder.refusals`: bounded however many come)."""
         if not self.refused[why]:
             log.warning("%s; such connections are counted, not logged one by one", why)
         self.refused[why] += 1
+        if not self.link.failed:  # (a dead recorder records nothing: the proxy is exiting)
+            self.refusals.note(why, status, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None, path)
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
@@ -129,8 +134,7 @@ class Proxy:
 
     def _accept(self) -> Side | asyncio.Protocol:
         if self.handshaking >= self.max_handshakes:
-            self.count(f"more than {self.max_handshakes} upgrade requests in progress (503)")
-            return Refused()
+            return Refused(self)
         session = Session(self, next(self._conns))
         self.sessions.add(session)
         self._idle.clear()
@@ -168,6 +172,7 @@ class Proxy:
                     then(session)
         for task in list(self._tasks):
             task.cancel()
+        self.refusals.flush()
         for why, n in self.refused.items():
             log.warning("%d connections cut before becoming sessions: %s", n, why)
 

@@ -30,6 +30,8 @@ PROXY_OPEN = "proxy.open"
 PROXY_UPSTREAM_REJECTED = "proxy.upstream_rejected"
 PROXY_CLOSE = "proxy.close"
 PROXY_ERROR = "proxy.error"
+# A connection refused before it became a session, in its proxy run's own session (rtreplay.recorder.refusals).
+PROXY_REFUSED = "proxy.refused"
 # Types given to frames that are not a JSON object with a string `type`.
 INVALID_JSON = "invalid.json"
 BINARY = "binary"

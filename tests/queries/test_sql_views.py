@@ -31,6 +31,18 @@ def con(golden):
     connection.close()
 
 
+def with_refusal(root: Path) -> Path:
+    """`root` plus a proxy run's session holding one `proxy.refused` record (recorder/refusals.py)."""
+    from rtreplay.recorder.schema import PROXY
+    from voice_fixtures import START, Log
+
+    log = Log("20260901T070000000000-proxyrun", START)
+    log.emit(0, PROXY, {"type": "proxy.refused", "reason": "bad upgrade request (400)", "status": 400,
+                        "peer": "127.0.0.1:1", "path": "/v1/realtime", "count": 1})
+    archive.write_parquet(log.table(), archive.parquet_path(root, log.session_id))
+    return root
+
+
 def rows(con, sql):
     return con.sql(sql).pl().to_dicts()
 
@@ -47,6 +59,9 @@ def test_every_sql_file_is_a_view_a_report_or_the_macros():
 def test_every_view_runs(con, view, tmp_path):
     if view in VOICE_ONLY:  # the tool_choice golden archive has no barge-ins or truncations: the voice one has
         con = queries.connect(write_voice(tmp_path))
+    if view == "refused":  # no archive fixture has a proxy run's session: the voice one plus one
+        con = queries.connect(with_refusal(write_voice(tmp_path)))
+        assert rows(con, "SELECT count(*) AS n FROM sessions") == [{"n": 2}]  # the run's is no session
     assert con.sql(f"SELECT count(*) FROM {view}").pl().item() >= 1
 
 
