@@ -12,11 +12,11 @@
 -- type, code, param; $.response.metadata, conversation_id, conversation of requests and responses).
 WITH RECURSIVE errors_seen AS (
     SELECT session_id, seq, mono_ns,
-           f[1] AS for_event_id, f[2] AS error_type, f[3] AS error_code, f[4] AS error_param
+           f[1] AS for_event_id, f[2] AS error_type, f[3] AS error_code, f[4] AS error_param, f[5] AS error_message
     FROM (
         SELECT session_id, seq, mono_ns,  -- one parse per error
                json_extract_string(payload, [
-                   '$.error.event_id', '$.error.type', '$.error.code', '$.error.param']) AS f
+                   '$.error.event_id', '$.error.type', '$.error.code', '$.error.param', '$.error.message']) AS f
         FROM control_events
         WHERE direction = 'server' AND type = 'error' AND json_valid(payload)
     )
@@ -76,8 +76,7 @@ stream AS (  -- kind: q request, a response answer, e ordered error
         SELECT session_id, seq, 'a', metadata_key(echoed_metadata), oob, oob_unknown FROM created
         UNION ALL
         SELECT session_id, seq, 'e', NULL, NULL, NULL FROM errors_seen
-        WHERE for_event_id IS NULL
-          AND (error_code = 'conversation_already_has_active_response' OR starts_with(error_param, 'response.'))
+        WHERE ordered_rejection(for_event_id, error_code, error_param, error_message)
     )
 ),
 walk AS (  -- the queue after each stream row, and what that row answered

@@ -2,14 +2,13 @@
 -- Answers: "what went wrong, where, and which request caused it?" `source` is `error` (a server error
 -- event), `response.done` (a response that ended `failed`), `transcription` (input audio transcription
 -- failed) or `proxy` (the proxy's own proxy.error / proxy.upstream_rejected records; `message` is their
--- payload). `caused_by` is the type of the client event whose event_id the error names; `request_id` is
+-- payload). `caused_by` is the type of the latest client event before the error with the event_id it names
+-- (docs/definitions.md, "Matching" 1); `request_id` is
 -- set when the error answered (rejected) a request, see answers.sql.
 -- Relies on: control_events.direction, type, seq, ts, event_id, response_id, item_id, payload ($.error.* ;
 -- $.response.status_details.error.*); events.direction, event_id, type (client events); answers.
 WITH client_ids AS (
-    SELECT session_id, event_id, arg_min(type, seq) AS type
-    FROM events WHERE direction = 'client' AND event_id IS NOT NULL
-    GROUP BY ALL
+    SELECT session_id, seq, event_id, type FROM events WHERE direction = 'client' AND event_id IS NOT NULL
 ),
 error_events AS (  -- `error` events and failed transcriptions: the `error` object, parsed once per event
     SELECT session_id, seq, ts, CASE WHEN type = 'error' THEN 'error' ELSE 'transcription' END AS source,
@@ -48,6 +47,7 @@ SELECT
     e.session_id, e.seq, e.ts, e.source, e.error_type, e.error_code, e.message, e.param,
     e.client_event_id, c.type AS caused_by, a.request_id, e.response_id, e.item_id
 FROM all_errors e
-LEFT JOIN client_ids c ON e.source = 'error' AND c.session_id = e.session_id AND c.event_id = e.client_event_id
+ASOF LEFT JOIN client_ids c  -- the latest client event before the error with the id it names (only errors name one)
+    ON c.session_id = e.session_id AND c.event_id = e.client_event_id AND c.seq < e.seq
 LEFT JOIN answers a
     ON e.source = 'error' AND a.answer_type = 'error' AND a.session_id = e.session_id AND a.answer_seq = e.seq

@@ -20,6 +20,13 @@ CREATE OR REPLACE MACRO json_objects_equal(a, b) AS
     AND list_sort(map_entries(CAST(a AS MAP(VARCHAR, JSON))))
         = list_sort(map_entries(CAST(b AS MAP(VARCHAR, JSON))));
 
+-- An `error` without event_id that answers the oldest waiting response.create (docs/definitions.md, "Matching" 2):
+-- the active-response error (GA: its code; beta sent it with code null, known by its message) or a `response.` param.
+CREATE OR REPLACE MACRO ordered_rejection(for_event_id, code, param, message) AS
+    for_event_id IS NULL AND (code = 'conversation_already_has_active_response'
+                              OR (code IS NULL AND starts_with(message, 'Conversation already has an active response'))
+                              OR starts_with(param, 'response.'));
+
 -- Milliseconds between two monotonic-clock readings (ns).
 CREATE OR REPLACE MACRO ms_between(start_ns, end_ns) AS (end_ns - start_ns) / 1e6;
 

@@ -4,10 +4,12 @@
 -- Answers: "what went wrong in each session, including what never said failed?"
 -- Relies on: control_events, voice_responses, tool_rounds, truncations, barge_ins.
 WITH errs AS (
-    SELECT session_id, seq, ts, f[1] AS for_id, coalesce(f[2], f[3]) AS code, f[4] AS param
+    SELECT session_id, seq, ts, f[1] AS for_id, coalesce(f[2], f[3]) AS code, f[4] AS param,
+           ordered_rejection(f[1], f[2], f[4], f[5]) AS ordered
     FROM (SELECT *, CASE WHEN json_valid(payload) AND json_type(payload, '$.error') = 'OBJECT'
                          THEN json_extract_string(payload, ['$.error.event_id', '$.error.code', '$.error.type',
-                                                            '$.error.param']) ELSE [NULL, NULL, NULL, NULL] END AS f
+                                                            '$.error.param', '$.error.message'])
+                         ELSE [NULL, NULL, NULL, NULL, NULL] END AS f
           FROM control_events WHERE direction = 'server' AND type = 'error')
 ),
 client_ids AS (  -- an error naming an event_id names the latest client event before it with that id
@@ -28,8 +30,7 @@ all_failures AS (
     UNION ALL
     SELECT e.session_id, e.seq, e.ts, CASE WHEN e.code = 'session_expired' THEN 'session_expired' ELSE 'error' END,
            e.code,
-           coalesce(c.type, CASE WHEN e.for_id IS NULL AND (e.code = 'conversation_already_has_active_response'
-                                                         OR starts_with(e.param, 'response.')) THEN 'response.create' END)
+           coalesce(c.type, CASE WHEN e.ordered THEN 'response.create' END)
     FROM errs e ASOF LEFT JOIN client_ids c ON c.session_id = e.session_id AND c.event_id = e.for_id AND e.seq > c.seq
     UNION ALL
     SELECT session_id, seq, ts, 'transcription_failed',

@@ -26,7 +26,9 @@ import polars as pl
 import pyarrow as pa
 
 from rtreplay.analyzer.state.load import collect
-from rtreplay.analyzer.state.request import FORCED_FORMS, Request, answer_key, fits, request_key
+from rtreplay.analyzer.state.request import (  # is_ordered_rejection: reports and replay take it from here
+    FORCED_FORMS, Request, answer_key, fits, is_ordered_rejection, request_key,
+)
 from rtreplay.analyzer.state.session import Event
 from rtreplay.recorder.archive import ArchiveProblem
 from rtreplay.recorder.store import Archive
@@ -55,13 +57,6 @@ def tool_choice_form(present: bool, value: Any) -> str:
         if value.get("type") == "mcp" and isinstance(value.get("server_label"), str):
             return "mcp"
     return "invalid"
-
-
-def is_ordered_rejection(err: dict) -> bool:
-    """An `error` without event_id that answers a response.create in order."""
-    return err.get("event_id") is None and (
-        err.get("code") == "conversation_already_has_active_response"
-        or str(err.get("param") or "").startswith("response."))
 
 
 def forced_call_happened(form: str, choice: Any, output: Any) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rtreplay.analyzer.state.reduce_items import Malformed
-from rtreplay.analyzer.state.request import answer_key, fits, metadata_key, request_key
+from rtreplay.analyzer.state.request import answer_key, fits, is_ordered_rejection, metadata_key, request_key
 from rtreplay.analyzer.state.session import Event, Response, SessionState
 
 
@@ -61,8 +61,7 @@ def error_event(state: SessionState, ev: Event) -> None:
         named = state.client_ids.get(eid)
         if named is not None and named[1] == "response.create" and named[0] not in state.rejected:
             _reject(state, named[0])
-    elif eid is None and (err.get("code") == "conversation_already_has_active_response"
-                          or str(err.get("param") or "").startswith("response.")):
+    elif is_ordered_rejection(err):
         state.walk.append(("e",))
         if state.waiting_requests:
             state.waiting_requests.pop(0)

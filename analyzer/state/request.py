@@ -73,3 +73,17 @@ def answer_key(response: dict) -> tuple[dict | None, bool | None]:
 
 def fits(request: tuple[dict | None, bool], answer: tuple[dict | None, bool | None]) -> bool:
     return request[0] == answer[0] and (answer[1] is None or request[1] == answer[1])
+
+
+BUSY = "conversation_already_has_active_response"
+BUSY_TEXT = "Conversation already has an active response"  # what beta servers sent, with code null
+
+
+def is_ordered_rejection(err: dict) -> bool:
+    """An `error` without event_id that answers a response.create in order (docs/definitions.md, "Matching" 2):
+    the active-response error (GA: by its code; beta sent it with code null, known by its message), or one
+    whose param is in `response.`."""
+    code, message = err.get("code"), err.get("message")
+    return err.get("event_id") is None and (
+        code == BUSY or (code is None and isinstance(message, str) and message.startswith(BUSY_TEXT))
+        or str(err.get("param") or "").startswith("response."))

@@ -118,3 +118,20 @@ def test_the_vad_response_between_a_request_and_its_answer_is_server_initiated()
                    ("r_a", "order", "low", "completed"), ("r_b", "conversation", "low", "completed"),
                    ("r_late", "done_metadata", "high", "completed"), (None, None, None, "unfinished")]
     assert sm.server_initiated == ["r_vad", "r_vad2"]
+
+
+BETA_BUSY = {"type": "invalid_request_error", "code": None, "message": "Conversation already has an active response",
+             "param": None, "event_id": None}  # as beta servers sent it (tests/data/real, openai-realtime-agents#3)
+
+
+def test_the_beta_active_response_error_without_a_code_is_an_ordered_rejection() -> None:
+    """The beta server sent "Conversation already has an active response" with code null: it refuses the oldest
+    waiting request like the GA error with its code does, so the VAD response that follows is nobody's."""
+    s = Session()
+    s.client({"type": "response.create"})
+    s.ev({"type": "error", "error": BETA_BUSY})
+    s.response("r_vad", "i_vad", None)
+    sm = match_session(s.events, "S")
+    (r,) = sm.requests
+    assert (r.outcome, r.pairing, r.error_type, r.error_code) == ("rejected", "error_order", "invalid_request_error", None)
+    assert sm.server_initiated == ["r_vad"]

@@ -20,7 +20,7 @@ from sql_fixtures import SessionLog
 STEPS = st.lists(st.sampled_from([
     "req", "req_oob", "req_meta", "req_id", "req_id_oob", "commit_id", "cancel_id", "append_id",
     "created", "created_oob", "created_meta", "created_nokey", "done_meta",
-    "busy", "param", "by_id", "by_id_first", "ghost_id", "other"]), max_size=40)
+    "busy", "busy_beta", "param", "by_id", "by_id_first", "ghost_id", "other"]), max_size=40)
 
 
 def build(steps: list[str]) -> SessionLog:
@@ -56,6 +56,9 @@ def build(steps: list[str]) -> SessionLog:
                                                  "conversation_id": None, "metadata": meta})
         elif step == "busy":
             s.error("invalid_request_error", "conversation_already_has_active_response")
+        elif step == "busy_beta":  # the beta form: code null, known by its message
+            s.server("error", error={"type": "invalid_request_error", "code": None, "param": None, "event_id": None,
+                                     "message": "Conversation already has an active response"})
         elif step == "param":
             s.error("invalid_request_error", "invalid_value", param="response.tools")
         elif step == "by_id":

@@ -17,7 +17,7 @@ from sql_fixtures import SessionLog
 STEPS = st.lists(st.sampled_from([
     "req", "req_oob", "req_meta1", "req_meta2", "req_id", "commit_id", "cancel_id", "append_id",
     "created", "created_oob", "created_meta1", "created_meta2", "created_nokey", "done_meta1",
-    "busy", "param", "by_id", "other"]), max_size=40)
+    "busy", "busy_beta", "param", "by_id", "other"]), max_size=40)
 
 
 def build(steps: list[str]) -> SessionLog:
@@ -50,6 +50,9 @@ def build(steps: list[str]) -> SessionLog:
                                                  "conversation_id": None, "metadata": meta})
         elif step == "busy":
             s.error("invalid_request_error", "conversation_already_has_active_response")
+        elif step == "busy_beta":  # the beta form: code null, known by its message
+            s.server("error", error={"type": "invalid_request_error", "code": None, "param": None, "event_id": None,
+                                     "message": "Conversation already has an active response"})
         elif step == "param":
             s.error("invalid_request_error", "invalid_value", param="response.tools")
         elif step == "by_id":
@@ -76,3 +79,36 @@ def test_sql_pairs_as_the_python_walk(steps):
                     "outcome": r.outcome, "response_id": r.response_id} for r in requests(table)}
     assert got == want
     assert server == match(table).server_initiated.get(log.session_id, [])
+
+
+def test_an_error_names_the_latest_client_event_before_it_with_that_id():
+    """errors.caused_by follows rule 1 (docs/definitions.md, "Matching"): the latest client event BEFORE the error
+    with the named event_id, of any type — not the first event with that id in the session, nor a later one."""
+    s = SessionLog("20260901T080000000000-caus")
+    s.request("evt_x")
+    first = s.error("invalid_request_error", "invalid_value", event_id="evt_x")  # names the request
+    s.client("input_audio_buffer.commit", event_id="evt_x")  # reuses the id
+    second = s.error("invalid_request_error", "input_audio_buffer_commit_empty", event_id="evt_x")  # the commit's
+    early = s.error("invalid_request_error", "invalid_value", event_id="evt_late")  # nothing sent it yet
+    s.client("response.cancel", event_id="evt_late")
+    con = queries.connect(s.table())
+    try:
+        got = dict(con.sql("SELECT seq, caused_by FROM errors WHERE source = 'error'").fetchall())
+    finally:
+        con.close()
+    assert got == {first: "response.create", second: "input_audio_buffer.commit", early: None}
+
+
+def test_the_beta_active_response_error_without_a_code_rejects_in_order_in_sql_too():
+    s = SessionLog("20260901T080000000000-beta")
+    req = s.request()
+    err = s.server("error", error={"type": "invalid_request_error", "code": None, "param": None, "event_id": None,
+                                   "message": "Conversation already has an active response"})
+    con = queries.connect(s.table())
+    try:
+        got = con.sql("SELECT seq, outcome, pairing, answer_seq FROM outcomes").fetchall()
+        cause = con.sql("SELECT cause FROM voice_failures WHERE seq = ?", params=[err]).fetchall()
+    finally:
+        con.close()
+    assert got == [(req, "rejected", "error_order", err)]
+    assert cause == [("response.create",)]
