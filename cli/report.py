@@ -138,7 +138,8 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
             requests, problems = load_requests(arc, sessions, show_progress, jobs)
             report = build_report(requests, splits, filters, source=str(archive), problems=problems)
         if set(names) & set(voice.VOICE):
-            facts, problems = load_facts(Archive.open(archive), sessions)
+            problems = []
+            facts = load_facts(Archive.open(archive), sessions, problems)  # read while the reports fold it
             voice_reports = voice.build_reports(names, facts, prices=prices, source=str(archive), problems=problems)
         if html_path is not None:
             extra = "".join(voice_html.section(n, r) for n, r in voice_reports.items())
@@ -158,13 +159,14 @@ def analyze(archive: Path, by: tuple[str, ...], sessions: tuple[str, ...], since
         click.echo(f"wrote {html_path}", err=True)
 
 
-def load_facts(arc: Archive, sessions: Sequence[str]) -> tuple[list, list[str]]:
-    """The voice facts of an opened archive (rtreplay.analyzer.report.voice_read); one-line error when empty."""
+def load_facts(arc: Archive, sessions: Sequence[str], problems: list[str]) -> Iterator:
+    """The voice facts of an opened archive, session by session (rtreplay.analyzer.report.voice_read.iter_facts:
+    the problems met go to `problems`); one-line error when empty."""
     if not arc.files:
         raise ArchiveError(f"{arc.location}: no archive files here (expected events/**/*.parquet or "
                            "journal/*.arrows); record some with `rtreplay proxy --out DIR`")
-    from rtreplay.analyzer.report.voice_read import read_archive
-    return read_archive(arc, list(sessions) or None)
+    from rtreplay.analyzer.report.voice_read import iter_facts
+    return iter_facts(arc, list(sessions) or None, problems)
 
 
 def _print(report, voice_reports: dict, fmt: str) -> None:  # type: ignore[no-untyped-def]

@@ -23,15 +23,19 @@ LIST_LIMIT = 30
 __all__ = ["KINDS", "PriceError", "Prices", "load_prices", "build", "tokens_of", "price_tokens", "transcription_cost"]
 
 def _int(v: Any) -> int:
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+    return v if type(v) is int and v > 0 else 0  # a JSON integer (bool is not int's exact type)
 
 
 def tokens_of(usage: Mapping[str, Any] | None) -> dict[str, int]:
     """Token counts by kind (docs/definitions.md): uncached input = input − cached of the same modality."""
-    u = usage if isinstance(usage, Mapping) else {}
-    inp = u.get("input_token_details") if isinstance(u.get("input_token_details"), Mapping) else {}
-    out = u.get("output_token_details") if isinstance(u.get("output_token_details"), Mapping) else {}
-    cached = inp.get("cached_tokens_details") if isinstance(inp.get("cached_tokens_details"), Mapping) else None
+    # `type(x) is dict`: usage comes from JSON; an abc isinstance per field was a third of the cost report's time
+    u = usage if isinstance(usage, dict) else {}
+    inp = u.get("input_token_details")
+    inp = inp if type(inp) is dict else {}
+    out = u.get("output_token_details")
+    out = out if type(out) is dict else {}
+    cached = inp.get("cached_tokens_details")
+    cached = cached if type(cached) is dict else None
     c_text = _int(cached.get("text_tokens")) if cached is not None else _int(inp.get("cached_tokens"))
     c_audio = _int(cached.get("audio_tokens")) if cached is not None else 0
     c_image = _int(cached.get("image_tokens")) if cached is not None else 0
@@ -72,7 +76,7 @@ def transcription_cost(usage: Mapping[str, Any] | None, entry: Mapping[str, Any]
     return tokens, 0.0, price_tokens(tokens, entry)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     """Cost of one session, turn or response: tokens by kind, USD, and the unheard audio's share."""
     key: tuple[Any, ...]
@@ -165,17 +169,23 @@ def _headline(total: Line, sessions: Sequence[Line], unpriced: Sequence[str]) ->
     return text + "."
 
 
-def build(facts: Iterable[SessionFacts], prices: Prices | None = None, source: str | None = None,
-          problems: Sequence[str] = ()) -> CostReport:
-    prices = prices or load_prices()
-    total = _Acc()
-    sessions: dict[str, _Acc] = {}
-    turns: dict[tuple[str, int], _Acc] = {}
-    responses: list[Line] = []
-    unpriced: set[str] = set()
-    for f in facts:
-        s = sessions[f.session_id] = _Acc()
+class Fold:
+    """The report folded session by session: sums per session and per turn, and one `Line` per response (the
+    JSON lists each response: this part grows with the archive, docs/report.md)."""
+
+    def __init__(self, prices: Prices | None = None) -> None:
+        self.prices = prices or load_prices()
+        self.total = _Acc()
+        self.sessions: dict[str, _Acc] = {}
+        self.turns: dict[tuple[str, int], _Acc] = {}
+        self.responses: list[Line] = []
+        self.unpriced: set[str] = set()
+
+    def add(self, f: SessionFacts) -> None:
+        prices, total, turns, unpriced = self.prices, self.total, self.turns, self.unpriced
+        s = self.sessions[f.session_id] = _Acc()
         s.model = f.model
+        mine: set[int] = set()  # this session's turns with a response
         unheard_ms: dict[str, float] = defaultdict(float)
         for t in f.truncations:
             if t.valid and t.response_id is not None:
@@ -193,16 +203,22 @@ def build(facts: Iterable[SessionFacts], prices: Prices | None = None, source: s
             if usd is None:
                 unpriced.add(str(r.model))
             turn = turns.setdefault((f.session_id, r.turn), _Acc())
+            mine.add(r.turn)
+            for k, n in tokens.items():  # into the turn only; the session and total add the turns' below
+                turn.tokens[k] += n
             for acc in (total, s, turn):
                 acc.model = acc.model or r.model
                 acc.responses += 1
-                for k, n in tokens.items():
-                    acc.tokens[k] += n
                 acc.usd += usd or 0.0
                 acc.unheard += unheard
                 acc.unpriced += usd is None
-            responses.append(Line((f.session_id, r.response_id, r.turn), r.model, 1, tokens, usd, unheard, None,
-                                  int(usd is None)))
+            self.responses.append(Line((f.session_id, r.response_id, r.turn), r.model, 1, tokens, usd, unheard,
+                                       None, int(usd is None)))
+        for k in KINDS:  # the session's token sums, from its turns' (integers: the order does not matter)
+            n = sum(turns[(f.session_id, t)].tokens.get(k, 0) for t in mine)
+            if n:
+                s.tokens[k] += n
+                total.tokens[k] += n
         for tr in f.transcriptions:
             _, _, usd = transcription_cost(tr.usage, prices.of(tr.model))
             if usd is None:
@@ -212,10 +228,19 @@ def build(facts: Iterable[SessionFacts], prices: Prices | None = None, source: s
                 acc.tr_usd += usd or 0.0
                 acc.usd += usd or 0.0
                 acc.unpriced += usd is None
-    lines = sorted((a.line((sid,)) for sid, a in sessions.items()), key=lambda x: x.key)
-    report = CostReport(total.line(()), tuple(lines),
-                        tuple(a.line(k) for k, a in sorted(turns.items())),
-                        tuple(sorted(responses, key=lambda x: (x.key[0], x.key[2], x.key[1]))),
-                        tuple(sorted(unpriced)), prices, source, tuple(problems))
-    return CostReport(report.total, report.sessions, report.turns, report.responses, report.unpriced_models,
-                      prices, source, tuple(problems), _headline(report.total, report.sessions, report.unpriced_models))
+
+    def report(self, source: str | None = None, problems: Sequence[str] = ()) -> CostReport:
+        lines = tuple(sorted((a.line((sid,)) for sid, a in self.sessions.items()), key=lambda x: x.key))
+        total, unpriced = self.total.line(()), tuple(sorted(self.unpriced))
+        self.responses.sort(key=lambda x: (x.key[0], x.key[2], x.key[1]))
+        return CostReport(total, lines, tuple(a.line(k) for k, a in sorted(self.turns.items())),
+                          tuple(self.responses), unpriced, self.prices, source, tuple(problems),
+                          _headline(total, lines, unpriced))
+
+
+def build(facts: Iterable[SessionFacts], prices: Prices | None = None, source: str | None = None,
+          problems: Sequence[str] = ()) -> CostReport:
+    fold = Fold(prices)
+    for f in facts:
+        fold.add(f)
+    return fold.report(source, problems)

@@ -101,29 +101,44 @@ def _headline(kinds: Sequence[KindCount], sessions: int, affected: int) -> str:
             f"(most: {top}).")
 
 
-def build(facts: Iterable[SessionFacts], source: str | None = None, problems: Sequence[str] = ()) -> FailuresReport:
-    counts: Counter[tuple[str, str | None, str | None]] = Counter()
-    where: dict[tuple[str, str | None, str | None], set[str]] = {}
-    sessions: list[tuple[str, dict[str, int]]] = []
-    events: list[tuple[str, Failure]] = []
-    for f in facts:
+class Fold:
+    """The report folded session by session: counts by kind, a count row per session; every failure is kept
+    (the JSON lists each)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str | None, str | None]] = Counter()
+        self.where: dict[tuple[str, str | None, str | None], set[str]] = {}
+        self.sessions: list[tuple[str, dict[str, int]]] = []
+        self.events: list[tuple[str, Failure]] = []
+
+    def add(self, f: SessionFacts) -> None:
         c: Counter[str] = Counter()
         for e in f.failures:
             key = (e.kind, None if e.kind in UNGROUPED else e.detail, e.cause)
-            counts[key] += 1
-            where.setdefault(key, set()).add(f.session_id)
+            self.counts[key] += 1
+            self.where.setdefault(key, set()).add(f.session_id)
             c[e.kind] += 1
-            events.append((f.session_id, e))
-        sessions.append((f.session_id, {k: c[k] for k in KINDS if c.get(k)}))
-    order = {k: i for i, k in enumerate(KINDS)}
-    kinds = tuple(KindCount(k, d, c, n, len(where[(k, d, c)]))
-                  for (k, d, c), n in sorted(counts.items(), key=lambda kv: (order.get(kv[0][0], 99), -kv[1],
-                                                                             kv[0][1] or "", kv[0][2] or "")))
-    events.sort(key=lambda x: (x[0], x[1].seq, x[1].kind))
-    unit, buckets = _over_time([e for _, e in events])
-    sessions.sort()
-    return FailuresReport(kinds, tuple(sessions), unit, buckets, tuple(events), source, tuple(problems),
-                          _headline(kinds, len(sessions), sum(1 for _, c in sessions if c)))
+            self.events.append((f.session_id, e))
+        self.sessions.append((f.session_id, {k: c[k] for k in KINDS if c.get(k)}))
+
+    def report(self, source: str | None = None, problems: Sequence[str] = ()) -> FailuresReport:
+        order = {k: i for i, k in enumerate(KINDS)}
+        kinds = tuple(KindCount(k, d, c, n, len(self.where[(k, d, c)]))
+                      for (k, d, c), n in sorted(self.counts.items(), key=lambda kv: (
+                          order.get(kv[0][0], 99), -kv[1], kv[0][1] or "", kv[0][2] or "")))
+        self.events.sort(key=lambda x: (x[0], x[1].seq, x[1].kind))
+        unit, buckets = _over_time([e for _, e in self.events])
+        self.sessions.sort()
+        return FailuresReport(kinds, tuple(self.sessions), unit, buckets, tuple(self.events), source,
+                              tuple(problems), _headline(kinds, len(self.sessions),
+                                                         sum(1 for _, c in self.sessions if c)))
+
+
+def build(facts: Iterable[SessionFacts], source: str | None = None, problems: Sequence[str] = ()) -> FailuresReport:
+    fold = Fold()
+    for f in facts:
+        fold.add(f)
+    return fold.report(source, problems)
 
 
 def _over_time(events: Sequence[Failure]) -> tuple[str, tuple[tuple[int, dict[str, int]], ...]]:

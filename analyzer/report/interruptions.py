@@ -119,18 +119,35 @@ def _headline(t: dict[str, int]) -> str:
                    f"(audio_end_ms beyond the audio generated), {t['truncate_errors']} answered by an error.")
 
 
+class Fold:
+    """The report folded session by session: a count row per session; every barge-in and truncation is kept
+    (the JSON lists each)."""
+
+    def __init__(self) -> None:
+        self.sessions: list[SessionCount] = []
+        self.barge_ins: list[tuple[str, BargeIn]] = []
+        self.truncations: list[tuple[str, Truncation]] = []
+
+    def add(self, f: SessionFacts) -> None:
+        self.sessions.append(SessionCount(f.session_id, f.turns, len(f.barge_ins),
+                                          sum(1 for b in f.barge_ins if b.truncate_seq is not None),
+                                          len(f.truncations), sum(1 for t in f.truncations if not t.valid)))
+        self.barge_ins += [(f.session_id, b) for b in f.barge_ins]
+        self.truncations += [(f.session_id, t) for t in f.truncations]
+
+    def report(self, source: str | None = None, problems: Sequence[str] = ()) -> InterruptionsReport:
+        self.sessions.sort(key=lambda s: s.session_id)
+        self.barge_ins.sort(key=lambda x: (x[0], x[1].seq))
+        self.truncations.sort(key=lambda x: (x[0], x[1].seq))
+        report = InterruptionsReport(tuple(self.sessions), tuple(self.barge_ins), tuple(self.truncations), source,
+                                     tuple(problems))
+        return InterruptionsReport(report.sessions, report.barge_ins, report.truncations, source, tuple(problems),
+                                   _headline(report.totals()))
+
+
 def build(facts: Iterable[SessionFacts], source: str | None = None,
           problems: Sequence[str] = ()) -> InterruptionsReport:
-    sessions, barge_ins, truncations = [], [], []
+    fold = Fold()
     for f in facts:
-        sessions.append(SessionCount(f.session_id, f.turns, len(f.barge_ins),
-                                     sum(1 for b in f.barge_ins if b.truncate_seq is not None),
-                                     len(f.truncations), sum(1 for t in f.truncations if not t.valid)))
-        barge_ins += [(f.session_id, b) for b in f.barge_ins]
-        truncations += [(f.session_id, t) for t in f.truncations]
-    sessions.sort(key=lambda s: s.session_id)
-    barge_ins.sort(key=lambda x: (x[0], x[1].seq))
-    truncations.sort(key=lambda x: (x[0], x[1].seq))
-    report = InterruptionsReport(tuple(sessions), tuple(barge_ins), tuple(truncations), source, tuple(problems))
-    return InterruptionsReport(report.sessions, report.barge_ins, report.truncations, source, tuple(problems),
-                               _headline(report.totals()))
+        fold.add(f)
+    return fold.report(source, problems)

@@ -12,10 +12,13 @@ Measures (milliseconds on the proxy's monotonic clock), each with n, p50/p90/p99
 """
 from __future__ import annotations
 
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from rtreplay.analyzer.report.voice_values import SessionFacts
 from rtreplay.analyzer.report.voice_render import Table, ms, quantile
@@ -36,7 +39,7 @@ class Stat:
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Stat:
-        v = sorted(values)
+        v = np.sort(np.asarray(values, dtype=np.float64)).tolist()  # floats, for orjson
         return cls(len(v), quantile(v, 0.5), quantile(v, 0.9), quantile(v, 0.99), v[-1] if v else None)
 
     def as_json(self) -> dict[str, Any]:
@@ -112,21 +115,36 @@ def histogram(values: Sequence[float], bins: int = 20) -> tuple[tuple[float, int
     return tuple((k * step, counts.get(k, 0)) for k in range(max(counts) + 1))
 
 
-def build(facts: Iterable[SessionFacts], source: str | None = None, problems: Sequence[str] = ()) -> LatencyReport:
-    values: dict[str, list[float]] = defaultdict(list)
-    minute: dict[int, list[float]] = defaultdict(list)
-    context: dict[int | None, list[float]] = defaultdict(list)
-    turns = sessions = 0
-    for f in facts:
-        sessions += 1
-        turns += f.turns
+class Fold:
+    """The report folded session by session: each sample kept as one float (array('d')), never an object."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, array] = defaultdict(lambda: array("d"))
+        self.minute: dict[int, array] = defaultdict(lambda: array("d"))
+        self.context: dict[int | None, array] = defaultdict(lambda: array("d"))
+        self.turns = self.sessions = 0
+
+    def add(self, f: SessionFacts) -> None:
+        self.sessions += 1
+        self.turns += f.turns
         for s in f.samples:
-            values[s.measure].append(s.ms)
+            self.values[s.measure].append(s.ms)
             if s.measure == TURN:
-                minute[s.minute].append(s.ms)
-                context[None if s.context_tokens is None else s.context_tokens // CONTEXT_BIN * CONTEXT_BIN].append(s.ms)
-    measures = {m: Stat.of(values.get(m, [])) for m in MEASURES}
-    by_minute = tuple((k, Stat.of(minute[k])) for k in sorted(minute))
-    by_context = tuple((k, Stat.of(context[k])) for k in sorted(context, key=lambda k: (k is None, k or 0)))
-    return LatencyReport(measures, by_minute, by_context, histogram(values.get(TURN, [])), turns, sessions,
-                         source, tuple(problems), _headline(measures, by_minute))
+                self.minute[s.minute].append(s.ms)
+                self.context[None if s.context_tokens is None else
+                             s.context_tokens // CONTEXT_BIN * CONTEXT_BIN].append(s.ms)
+
+    def report(self, source: str | None = None, problems: Sequence[str] = ()) -> LatencyReport:
+        measures = {m: Stat.of(self.values.get(m, array("d"))) for m in MEASURES}
+        by_minute = tuple((k, Stat.of(self.minute[k])) for k in sorted(self.minute))
+        by_context = tuple((k, Stat.of(self.context[k]))
+                           for k in sorted(self.context, key=lambda k: (k is None, k or 0)))
+        return LatencyReport(measures, by_minute, by_context, histogram(self.values.get(TURN, array("d"))),
+                             self.turns, self.sessions, source, tuple(problems), _headline(measures, by_minute))
+
+
+def build(facts: Iterable[SessionFacts], source: str | None = None, problems: Sequence[str] = ()) -> LatencyReport:
+    fold = Fold()
+    for f in facts:
+        fold.add(f)
+    return fold.report(source, problems)

@@ -1,12 +1,14 @@
-"""The voice reports by name, built from one read of the archive (`voice_facts`), and their combined output.
+"""The voice reports by name, built in one pass over the archive (`voice_read.iter_facts`, each session folded
+into every report asked for, then dropped), and their combined output.
 
-    facts, problems = voice_facts.read_archive("logs/")
-    reports = build_reports(["latency", "cost"], facts, source="logs/")
+    problems: list[str] = []
+    reports = build_reports(["latency", "cost"], voice_read.iter_facts("logs/", problems=problems), source="logs/",
+                            problems=problems)
     print(render(reports, "markdown"))
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rtreplay.analyzer.report import cost, failures, interruptions, latency
@@ -36,19 +38,20 @@ def parse_reports(spec: Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in REPORTS if n in names) or ("tool_choice",)
 
 
-def build_reports(names: Sequence[str], facts: Sequence[SessionFacts], *, prices: cost.Prices | None = None,
+def build_reports(names: Sequence[str], facts: Iterable[SessionFacts], *, prices: cost.Prices | None = None,
                   source: str | None = None, problems: Sequence[str] = ()) -> dict[str, Any]:
-    """The voice reports among `names`, in `VOICE` order."""
-    out: dict[str, Any] = {}
+    """The voice reports among `names`, in `VOICE` order, from one pass over `facts` (an iterator is read
+    once, each session folded into every report and then dropped: `voice_read.iter_facts`). `problems` is
+    read after the pass, so a list that the iterator fills as it reads is complete."""
+    folds: dict[str, Any] = {}
     for name in VOICE:
-        if name not in names:
-            continue
-        if name == "cost":
-            out[name] = cost.build(facts, prices, source, problems)
-        else:
-            out[name] = {"latency": latency, "interruptions": interruptions, "failures": failures}[name].build(
-                facts, source, problems)
-    return out
+        if name in names:
+            folds[name] = cost.Fold(prices) if name == "cost" else \
+                {"latency": latency, "interruptions": interruptions, "failures": failures}[name].Fold()
+    for f in facts:
+        for fold in folds.values():
+            fold.add(f)
+    return {name: fold.report(source, problems) for name, fold in folds.items()}
 
 
 def render(reports: dict[str, Any], fmt: str) -> str:

@@ -9,8 +9,9 @@ response lifecycle, errors, VAD markers, tool calls, truncations, transcriptions
 records and every client event except audio appends) are walked one by one, in seq order. The transcript
 deltas of a truncated item are read again, for that item only, to cut its transcript where the audio was.
 
-Memory: facts are a few small records per turn/response; the loader works batch by batch of whole sessions,
-so what is held is one batch of control rows plus the facts.
+Memory: facts are a few small records per turn/response; the loader works batch by batch of whole sessions
+and the reports fold each session's facts as it comes (voice.build_reports), so what is held is one batch of
+control rows and its facts, plus what the reports' output lists (docs/report.md, "Memory").
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import orjson
 import polars as pl
@@ -57,27 +57,35 @@ def read_frame(lazy: pl.LazyFrame, sessions: Sequence[str] | None = None) -> lis
     return out
 
 
-def read_archive(path, sessions: Sequence[str] | None = None) -> tuple[list[SessionFacts], list[str]]:  # type: ignore[no-untyped-def]
-    """Facts of the archive at `path` (a location or an opened `recorder.store.Archive`), a batch of whole
-    sessions at a time, each file read once; and the problems met."""
+def iter_facts(path, sessions: Sequence[str] | None = None,  # type: ignore[no-untyped-def]
+               problems: list[str] | None = None) -> Iterator[SessionFacts]:
+    """The facts of the archive at `path` (a location or an opened `recorder.store.Archive`), session by session,
+    read a batch of whole sessions at a time (each file once): what is held is one batch, not the archive. The
+    problems met are appended to `problems` as they are met."""
     from rtreplay.analyzer.state import load
     from rtreplay.analyzer.state.reduce import collector_paused
     from rtreplay.recorder.store import Archive
 
+    problems = problems if problems is not None else []
     arc = Archive.open(path)
     if sessions:
         arc = arc.only(sessions)
-    problems = [str(p) for p in arc.problems]
+    problems += [str(p) for p in arc.problems]
     groups = list(arc.sessions.values())  # the parts of one session always in one batch
-    facts: list[SessionFacts] = []
-    with collector_paused():
-        for start in range(0, len(groups), BATCH_SESSIONS):
-            read: list = []
+    for start in range(0, len(groups), BATCH_SESSIONS):
+        read: list = []
+        with collector_paused():
             frames = [fr for g in groups[start:start + BATCH_SESSIONS] for f in g
                       if (fr := load.file_frame(arc, f, read)) is not None]
             problems += [str(p) for p in read]
-            if frames:
-                facts += read_frame(pl.concat(frames, how="vertical"), sessions)
+            batch = read_frame(pl.concat(frames, how="vertical"), sessions) if frames else []
+        yield from batch
+
+
+def read_archive(path, sessions: Sequence[str] | None = None) -> tuple[list[SessionFacts], list[str]]:  # type: ignore[no-untyped-def]
+    """All the facts of the archive at `path` at once (`iter_facts` as a list), and the problems met."""
+    problems: list[str] = []
+    facts = list(iter_facts(path, sessions, problems))
     return facts, problems
 
 
