@@ -164,7 +164,8 @@ def upstream_context(extra_ca: Path | None) -> ssl.SSLContext:
 def recover(out: Path | str, spool: Path, fmt: str) -> None:
     """Turn journals left by a stopped or killed proxy into Parquet, and report what a killed proxy lost.
 
-    Exits 1 if a journal was incomplete (cut short by a crash) or unreadable, naming the file, or if a proxy
+    Exits 1 if a journal was incomplete (cut short by a crash, or its session has no `proxy.close`: its
+    recorder stopped while it was open) or unreadable, naming the file, or if a proxy
     died holding frames it had forwarded but not yet handed to its recorder (one line per session, with the
     count, which the session also records as a `proxy.error`; reported once). Exits 3 while the recorder of a
     dead proxy is still writing (a stalled disk): run it again once that recorder has exited. Journals of

@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rtreplay.recorder.schema import EVENT_SCHEMA, SchemaVersionError, upgrade, version_of
+from rtreplay.recorder.schema import (EVENT_SCHEMA, PROXY_CLOSE, PROXY_OPEN, SchemaVersionError, upgrade,
+                                     version_of)
 
 PARQUET_SUFFIX = ".parquet"
 JOURNAL_SUFFIX = ".arrows"
@@ -275,6 +276,12 @@ class Recovered:
     problem: str | None
 
 
+def _ends_closed(parquet: Path) -> bool:
+    """Does this session's file end with its `proxy.close` (or hold no proxy session at all)?"""
+    types = pq.read_table(parquet, columns=["type"])["type"].to_pylist()
+    return not types or types[-1] == PROXY_CLOSE or PROXY_OPEN not in types
+
+
 def recover(out: Path) -> list[Recovered]:
     """Turn every leftover journal under `out` into Parquet; journals still open elsewhere are left alone.
 
@@ -302,6 +309,9 @@ def recover(out: Path) -> list[Recovered]:
                 continue
             try:
                 target, events, note = finalize_journal(journal, out)
+                if note is None and not _ends_closed(target):
+                    note = (f"no {PROXY_CLOSE} record: its recorder stopped while the session was open (killed, or "
+                            "its disk full), so its last frames may be missing")
             except (ArchiveError, pa.ArrowException, OSError) as exc:
                 results.append(Recovered(journal, None, 0, str(exc)))
                 continue

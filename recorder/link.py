@@ -214,8 +214,8 @@ class RecorderLink:
         if not self._writing:
             self._send()
         forwarded = self._forwarded
-        for conn, size in counts.items():
-            forwarded[conn] = forwarded.get(conn, 0) + size
+        for conn, n in counts.items():
+            forwarded[conn] = forwarded.get(conn, 0) + n
         if self._ending:
             self._ended.extend((self._sent, conn) for conn in self._ending)
             self._ending = []

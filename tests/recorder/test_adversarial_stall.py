@@ -124,12 +124,22 @@ async def test_a_live_proxy_and_a_clean_stop_leave_recover_nothing_to_report(tmp
 
 def test_a_proxy_and_recorder_both_killed_is_reported_uncounted(tmp_path: Path) -> None:
     """Marks whose proxy and recorder are both gone (no lock held): their sessions may miss their last frames,
-    and nothing is left to count them: `recover` says so once (exit 1)."""
-    (tmp_path / "journal").mkdir()
+    and nothing is left to count them: `recover` says so once (exit 1), and names each session it finalizes
+    that has no `proxy.close` (its recorder stopped while it was open)."""
+    from rtreplay.recorder.core import SessionRecorder
+    from rtreplay.recorder.writer import JournalFile, records_to_batch
+
+    recorder = SessionRecorder("20260101T000000000000-open")
+    journal = JournalFile(archive.journal_path(tmp_path, recorder.session_id))
+    journal.append(records_to_batch([recorder.open({"headers": []}, 0, 0),
+                                     recorder.message(schema.CLIENT, b'{"type":"response.create"}', True, 1, 1)])
+                   .serialize())
+    os.close(journal._fd)  # the recorder died: its lock is gone, the session never ended
     (tmp_path / "journal" / "proxy-1-2.marks").write_text('{"pid":1,"at":0,"forwarded":{"3":100}}\n')
     (tmp_path / "journal" / "proxy-1-1.lost").write_text('{"session_id":"s1","conn":1,"lost_wire_bytes":7}\n')
     first = subprocess.run(RTREPLAY + ["recover", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert "session s1: at least 7 wire bytes" in first.stderr, first.stderr
+    assert f"{recorder.session_id}.arrows: no proxy.close record" in first.stderr, first.stderr
     assert first.returncode == 1 and "both died" in first.stderr and "Traceback" not in first.stderr, first.stderr
     again = subprocess.run(RTREPLAY + ["recover", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stdout + again.stderr
