@@ -11,6 +11,8 @@ Compression is off on every path (the cost measured is the relay's, not zlib's).
     python benchmarks/bench_proxy.py --long     # 5x the rounds
     python benchmarks/bench_proxy.py --profile proxy.prof   # also cProfile the proxy process (not its
                                                             # recorder child: use py-spy record -p on that)
+    python benchmarks/bench_proxy.py --variant before=PYTHONPATH=/tmp/old   # A/B: one more proxy, started
+                                 # with these environment variables, interleaved with the rest (repeatable)
 """
 from __future__ import annotations
 
@@ -118,7 +120,7 @@ async def serve_proxy(port: int, upstream: int, out: str, profile: str | None) -
     async with running(f"ws://127.0.0.1:{upstream}", Path(out), listen=f"127.0.0.1:{port}", audio="keep") as proxy:
         await stop.wait()
         link = proxy.writer
-        print(f"proxy: paused every session {link.pauses} times and one session "
+        print(f"{os.environ.get('BENCH_NAME', 'proxy')}: paused every session {link.pauses} times and one session "
               f"{getattr(link, 'session_pauses', 0)} times for the recorder, peak "
               f"{link.peak_queued_bytes / 1e6:.1f} MB buffered for it", file=sys.stderr)
     if profiler:
@@ -144,8 +146,14 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, *args])
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, *args], env={**os.environ, **(env or {})})
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """`NAME=KEY=VALUE[,KEY=VALUE…]`: a proxy named `proxy NAME`, its processes run with those variables."""
+    name, _, assignments = text.partition("=")
+    return f"proxy {name}", dict(a.split("=", 1) for a in assignments.split(",") if a)
 
 
 def round_trips(ws, message: str, n: int, replies: int = 1) -> list[float]:
@@ -190,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--long", action="store_true", help="5x the rounds")
     parser.add_argument("--profile", help="write a cProfile of the proxy process here")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,...",
+                        help="also measure a proxy started with these environment variables (repeatable)")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-relay", type=int, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", nargs=4, help=argparse.SUPPRESS)
@@ -208,11 +218,17 @@ def main() -> None:
     procs = [spawn("--serve-echo", str(echo_port)),
              spawn("--serve-relay", str(relay_port), str(echo_port)),
              spawn("--serve-proxy", str(proxy_port), str(echo_port), out, args.profile or "-")]
+    ports = {"direct": echo_port, "relay": relay_port, "proxy": proxy_port}
+    for i, text in enumerate(args.variant):
+        name, env = parse_variant(text)
+        ports[name] = free_port()
+        procs.append(spawn("--serve-proxy", str(ports[name]), str(echo_port), f"{out}/{i}", "-",
+                           env={**env, "BENCH_NAME": name}))
     try:
-        for port in (echo_port, relay_port, proxy_port):
+        for port in ports.values():
             wait_port(port)
-        urls = {"direct": f"ws://127.0.0.1:{echo_port}/v1/realtime", "relay": f"ws://127.0.0.1:{relay_port}/v1/realtime",
-                "proxy": f"ws://127.0.0.1:{proxy_port}/v1/realtime?model=bench"}
+        urls = {p: f"ws://127.0.0.1:{port}/v1/realtime" + ("?model=bench" if p.startswith("proxy") else "")
+                for p, port in ports.items()}
         scenarios = {"300 B": (small_frame(), 200, 1), "32 KB": (audio_frame(), 100, 1), "1 -> 20 audio": (REQUEST, 40, 20)}
         latency = {(p, s): [] for p in urls for s in scenarios}
         conns = {p: sync_connect(u, max_size=None, compression=None) for p, u in urls.items()}
@@ -238,14 +254,14 @@ def main() -> None:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    report(latency, rates, scenarios, rounds)
+    report(latency, rates, scenarios, rounds, [p for p in urls if p.startswith("proxy")])
 
 
 def ratio(proxy_added: float, relay_added: float) -> str:
     return f"{proxy_added / relay_added:.2f}x" if relay_added > 0 else "n/a (relay within noise of direct)"
 
 
-def report(latency, rates, scenarios, rounds) -> None:
+def report(latency, rates, scenarios, rounds, proxies) -> None:
     us = 1e6
     print(f"\nLatency (µs, {rounds} interleaved rounds; 'added' = over direct; RTT ratio = proxy / relay round "
           "trip, the goal's measure)\n")
@@ -253,16 +269,22 @@ def report(latency, rates, scenarios, rounds) -> None:
           "| direct p99 | relay p99 | proxy p99 | RTT ratio p99 | relay added p99 | proxy added p99 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in scenarios:
-        d50, r50, p50 = (pct(latency[(p, name)], 0.5) * us for p in ("direct", "relay", "proxy"))
-        d99, r99, p99 = (pct(latency[(p, name)], 0.99) * us for p in ("direct", "relay", "proxy"))
-        print(f"| {name} | {d50:.0f} | {r50:.0f} | {p50:.0f} | {p50 / r50:.2f}x | {r50 - d50:.0f} | {p50 - d50:.0f} "
-              f"| {d99:.0f} | {r99:.0f} | {p99:.0f} | {p99 / r99:.2f}x | {r99 - d99:.0f} | {p99 - d99:.0f} |")
+        for proxy in proxies:
+            label = name if proxy == "proxy" else f"{name} ({proxy})"
+            d50, r50, p50 = (pct(latency[(p, name)], 0.5) * us for p in ("direct", "relay", proxy))
+            d99, r99, p99 = (pct(latency[(p, name)], 0.99) * us for p in ("direct", "relay", proxy))
+            print(f"| {label} | {d50:.0f} | {r50:.0f} | {p50:.0f} | {p50 / r50:.2f}x | {r50 - d50:.0f} "
+                  f"| {p50 - d50:.0f} | {d99:.0f} | {r99:.0f} | {p99:.0f} | {p99 / r99:.2f}x | {r99 - d99:.0f} "
+                  f"| {p99 - d99:.0f} |")
     print("\nThroughput (MB/s of echoed 32 KB frames, median of rounds)\n")
-    print("| connections | direct | relay | proxy | proxy / relay |")
-    print("|---|---|---|---|---|")
+    print("| connections | direct | relay | " + " | ".join(proxies) + " | "
+          + " | ".join(f"{p} / relay" for p in proxies) + " |")
+    print("|---|---|---|" + "---|" * (2 * len(proxies)))
     for c in (1, 8, 32):
-        d, r, p = (statistics.median(rates[(path, c)]) for path in ("direct", "relay", "proxy"))
-        print(f"| {c} | {d:.0f} | {r:.0f} | {p:.0f} | {p / r:.2f}x |")
+        d, r = (statistics.median(rates[(path, c)]) for path in ("direct", "relay"))
+        ps = [statistics.median(rates[(p, c)]) for p in proxies]
+        print(f"| {c} | {d:.0f} | {r:.0f} | " + " | ".join(f"{p:.0f}" for p in ps) + " | "
+              + " | ".join(f"{p / r:.2f}x" for p in ps) + " |")
 
 
 if __name__ == "__main__":

@@ -118,3 +118,20 @@ def test_journal_cut_mid_batch_keeps_complete_batches(tmp_path) -> None:
 def test_missing_root_is_an_error(tmp_path) -> None:
     with pytest.raises(archive.ArchiveError, match="no such file"):
         archive.read_archive(tmp_path / "nope")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=200)), min_size=1, max_size=40))
+def test_the_writers_batches_hold_the_audio_column_exactly_as_arrows_own_builder_would(audio) -> None:
+    """The writer builds the audio column from one join (no builder regrowing it); the batch must equal the
+    one Arrow's builder makes from the same records, nulls and empty values included."""
+    from rtreplay.recorder.writer import records_to_batch
+
+    rows = [("s", i, 0, 0, "client", "t", None, None, None, "{}", a, None if a is None else 1, 2)
+            for i, a in enumerate(audio)]
+    batch = records_to_batch(rows)
+    columns = [pa.array(col, type=f.type) for col, f in zip(zip(*rows), schema.EVENT_SCHEMA)]
+    expected = pa.RecordBatch.from_arrays(columns, schema=schema.EVENT_SCHEMA)
+    batch.validate(full=True)
+    assert batch.equals(expected) and batch.column("audio").to_pylist() == audio
+    assert batch.column("audio").null_count == audio.count(None)
