@@ -73,9 +73,10 @@ def _a_failed_request(logs: Path) -> tuple[str, str]:
 def demo(ctx: click.Context, out: Path, url: str | None, conversations: int, seed: int, repeat: int) -> None:
     """Record a scripted app through the proxy to the built-in simulator, then report and replay.
 
-    The app holds support conversations (text, a function call, a spoken turn) and sends out-of-band
-    `response.create` requests with every tool_choice form; the simulator's fault profile fails the ones
-    that force a named function, as in the report that started rtreplay. Needs no API key or network.
+    The app holds support conversations (text, a function call, a spoken turn; a caller who talks over the
+    spoken answer) and sends out-of-band `response.create` requests with every tool_choice form; the
+    simulator's fault profile fails the ones that force a named function, as in the report that started
+    rtreplay. Needs no API key or network.
 
     \b
     Example:

@@ -37,6 +37,19 @@ class Playback:
         self._queue: list[_Playing] = []  # the first plays, the others wait for it
         self._cleared: set[str] = set()  # responses whose audio was cleared: the rest of it is dropped
 
+    def media_track(self, events: list[Any], now: float) -> list[Any]:
+        """A response step's events as sent over WebRTC/SIP: its audio deltas go to the media track instead."""
+        out: list[Any] = []
+        for e in events:
+            kind = e.get("type") if isinstance(e, dict) else None
+            if kind == "response.output_audio.delta":
+                out += self.audio(e["response_id"], e["item_id"], now)
+                continue
+            if kind == "response.done":
+                self.finished(e["response"]["id"])
+            out.append(e)
+        return out
+
     def audio(self, response_id: str, item_id: str, now: float) -> list[dict[str, Any]]:
         """One word of audio generated (its delta is not sent); `output_audio_buffer.started` on the first."""
         if response_id in self._cleared:

@@ -126,20 +126,7 @@ class Session:
                                                      for e in events):
                 pace = max(pace, self._profile.spoken_word_s())
             self._due[response.id] = now + self._first_output.pop(response.id, pace)
-        return events if self._playback is None else self._media_track(events, now)
-
-    def _media_track(self, events: list[Output], now: float) -> list[Output]:
-        """WebRTC/SIP-like: audio deltas go to the (simulated) media track instead of the wire."""
-        out: list[Output] = []
-        for e in events:
-            kind = e.get("type") if isinstance(e, dict) else None
-            if kind == "response.output_audio.delta":
-                out += self._playback.audio(e["response_id"], e["item_id"], now)  # type: ignore[union-attr,index]
-                continue
-            if kind == "response.done":
-                self._playback.finished(e["response"]["id"])  # type: ignore[union-attr,index]
-            out.append(e)
-        return out
+        return events if self._playback is None else self._playback.media_track(events, now)
 
     def _server_truncate(self, cut: tuple[str, int] | None) -> list[Output]:
         """WebRTC/SIP: after clearing the output buffer the server truncates the item at the point played."""

@@ -119,8 +119,9 @@ def barge_in_chart(report: InterruptionsReport, lanes: int = 20) -> str:
                         f'{" (the server truncated)" if b.truncated_by == "server" else ""}{escape(heard)}'
                         f'</title></circle>')
     h = 30 + row * len(shown)
+    end = f"{span:,.0f}" if span >= 10 else f"{span:.1f}"  # short sessions: 0–0.8, not 0–1
     body.append(f'<text x="{left + width}" y="{h}" font-size="11" text-anchor="end">seconds since session start '
-                f'(0–{span:,.0f})</text>')
+                f'(0–{end})</text>')
     legend = ('<div class="legend"><span><i style="background:#2e7d32"></i>truncated</span>'
               '<span><i style="background:#c62828"></i>invalid truncate</span>'
               '<span><i style="background:#ef6c00"></i>never truncated</span></div>')

@@ -18,10 +18,12 @@ import json
 
 import pytest
 import websockets
+from click.testing import CliRunner
 
 from rtreplay import queries
 from rtreplay.analyzer.report import failures, interruptions, latency
 from rtreplay.analyzer.report.voice_read import read_archive
+from rtreplay.cli import cli
 from rtreplay.recorder.proxy import running
 from rtreplay.simulator.demo_app import tone
 from rtreplay.simulator.server import serve
@@ -116,6 +118,16 @@ def test_barge_ins_found_by_the_output_audio_buffer(recorded):
     assert kinds == [("error", "response_cancel_not_active", 1)]  # the scripted cancel; no barge-in failure
     lat = {m["measure"]: m["n"] for m in latency.build(facts).to_json()["measures"]}
     assert lat["turn_to_first_audio"] == 4  # first audio over WebRTC: output_audio_buffer.started
+
+
+def test_show_marks_the_barge_ins_the_server_cut(recorded):
+    root, facts, _ = recorded
+    result = CliRunner().invoke(cli, ["show", str(root), facts[0].session_id])
+    assert result.exit_code == 0, result.output
+    marks = [line.split("▲ ", 1)[1] for line in result.output.splitlines() if "▲ BARGE-IN" in line]
+    assert marks == [f"BARGE-IN: cut {b.response_id} while its audio played (cleared at seq {b.cleared_seq}); "
+                     f"the server truncated at {b.audio_end_ms} ms (seq {b.truncate_seq})" for b in facts[0].barge_ins]
+    assert len(marks) == 2
 
 
 def test_sql_finds_the_same_barge_ins(recorded):
