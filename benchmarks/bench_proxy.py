@@ -167,8 +167,9 @@ def round_trips(ws, message: str, n: int, replies: int = 1) -> list[float]:
     return times
 
 
-async def throughput(url: str, connections: int, seconds: float, frame: str) -> float:
-    """MB/s of echoed frames, each connection keeping 4 frames in flight."""
+async def throughput(url: str, connections: int, seconds: float, frame: str, moved: list[int] | None = None
+                     ) -> float:
+    """MB/s of echoed frames, each connection keeping 4 frames in flight (bytes echoed added to `moved[0]`)."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -186,7 +187,36 @@ async def throughput(url: str, connections: int, seconds: float, frame: str) -> 
 
     start = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(connections)))
+    if moved is not None:
+        moved[0] += done * len(frame)
     return done * len(frame) / (time.perf_counter() - start) / 1e6
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds so far of process `pid` and its children, living or reaped (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        children = [int(c) for t in os.listdir(f"/proc/{pid}/task")
+                    for c in open(f"/proc/{pid}/task/{t}/children").read().split()]
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return own + sum(tree_cpu(c) for c in children)
+
+
+def stop(proc: subprocess.Popen) -> float:
+    """SIGTERM `proc`, wait (15 s, then kill) and return its CPU seconds, its reaped children's included."""
+    proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            proc.kill()
+            deadline = float("inf")
+        time.sleep(0.05)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -224,6 +254,7 @@ def main() -> None:
         ports[name] = free_port()
         procs.append(spawn("--serve-proxy", str(ports[name]), str(echo_port), f"{out}/{i}", "-",
                            env={**env, "BENCH_NAME": name}))
+    servers = {"relay": procs[1], "proxy": procs[2], **dict(zip(list(ports)[3:], procs[3:]))}
     try:
         for port in ports.values():
             wait_port(port)
@@ -242,19 +273,22 @@ def main() -> None:
             ws.close()
         rates = {(p, c): [] for p in urls for c in (1, 8, 32)}
         frame = audio_frame()
+        cpu_before = {p: tree_cpu(proc.pid) for p, proc in servers.items()}
+        moved = {p: [0] for p in urls}
         for _ in range(max(1, rounds // 2)):
             for c in (1, 8, 32):
                 for path in random.sample(list(urls), len(urls)):
-                    rates[(path, c)].append(asyncio.run(throughput(urls[path], c, 1.0, frame)))
+                    rates[(path, c)].append(asyncio.run(throughput(urls[path], c, 1.0, frame, moved[path])))
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        cpu = {p: stop(proc) for p, proc in reversed(list(zip(["echo", *servers], procs)))}
     report(latency, rates, scenarios, rounds, [p for p in urls if p.startswith("proxy")])
+    if cpu_before["relay"]:
+        print("\nCPU of each relaying process tree in the throughput phase (the proxy's includes its recorder, up to "
+              "its exit: every session finalized), seconds per GB echoed\n")
+        print("| path | CPU s | GB echoed | CPU s per GB |\n|---|---|---|---|")
+        for p in servers:
+            used, gb = cpu[p] - cpu_before[p], moved[p][0] / 1e9
+            print(f"| {p} | {used:.2f} | {gb:.2f} | {used / gb:.2f} |")
 
 
 def ratio(proxy_added: float, relay_added: float) -> str:
