@@ -358,7 +358,7 @@ class ParentLink(asyncio.Protocol):
         """The proxy died: copies it had not handed over (all it held while the recorder lagged) died with it.
         Each open session gets a `proxy.error` saying so, counted from the proxy's progress marks
         (`rtreplay.recorder.marks`); the counted losses are returned for `rtreplay recover` to report."""
-        forwarded, at = marks.read(marks_path) if marks_path is not None else ({}, None)
+        forwarded, unopened, at = marks.read(marks_path) if marks_path is not None else ({}, set(), None)
         losses = []
         for conn, connection in self.connections.items():
             lost = max(0, forwarded.get(conn, 0) - connection.received)
@@ -371,6 +371,11 @@ class ParentLink(asyncio.Protocol):
             else:
                 connection.abandon("the proxy process ended while the session was open; frames it forwarded after "
                                    f"its last progress mark ({marks.iso(at)}) may be missing")
+        for conn in sorted(unopened - self.connections.keys()):  # its OPEN died with the proxy: no session
+            lost = forwarded.get(conn, 0)
+            log.error("connection %s: the proxy died before handing over its opening; %s wire bytes it forwarded "
+                      "are in no session", conn, lost)
+            losses.append({"session_id": None, "conn": conn, "lost_wire_bytes": lost})
         self.connections.clear()
         return losses
 

@@ -81,10 +81,12 @@ class RecorderLink:
         self.process = process
         self._marks = mark_writer
         self._forwarded: dict[int, int] = {}  # conn -> bytes handed over (flushed), for the progress marks
-        self._ended: collections.deque[tuple[int, int]] = collections.deque()  # (stream offset of CLOSE, conn)
-        self._ending: list[int] = []  # conns whose CLOSE is in `_parts`
+        self._unopened: set[int] = set()  # conns whose OPEN the child has not taken yet
+        self._ended: collections.deque[tuple[int, int, int]] = collections.deque()  # (stream offset, kind, conn)
+        self._ending: list[tuple[int, int]] = []  # (kind, conn) of the OPENs and CLOSEs in `_parts`
         self._marked_at = 0.0
         self._unmarked = False
+        self._marked_in_flight = False
         self.high_water = high_water
         self.low_water = high_water // 4 if low_water is None else low_water
         self.session_bound = max(high_water // 8, FLUSH_BYTES)
@@ -187,8 +189,10 @@ class RecorderLink:
         """Any other frame; `at` is (monotonic ns, epoch ns), default now."""
         mono, wall = at or (time.monotonic_ns(), time.time_ns())
         self._parts += (framing.header(conn, kind, direction, mono, wall, len(payload)), payload)
-        if kind == framing.CLOSE:
-            self._ending.append(conn)
+        if kind == framing.CLOSE or kind == framing.OPEN:
+            self._ending.append((kind, conn))
+            if kind == framing.OPEN:
+                self._unopened.add(conn)
         if self._flush_at is None:
             self._flush_at = self._loop.call_later(FLUSH_DELAY, self._flush)
 
@@ -217,7 +221,7 @@ class RecorderLink:
         for conn, n in counts.items():
             forwarded[conn] = forwarded.get(conn, 0) + n
         if self._ending:
-            self._ended.extend((self._sent, conn) for conn in self._ending)
+            self._ended.extend((self._sent, kind, conn) for kind, conn in self._ending)
             self._ending = []
         self._unmarked = True
         self._account()
@@ -277,11 +281,21 @@ class RecorderLink:
                     self._paused_conns.discard(conn)
                     self.on_resume_session(conn)
         ended = self._ended
-        while ended and ended[0][0] <= taken:  # the child has its CLOSE: no mark needed for it any more
-            self._forwarded.pop(ended.popleft()[1], None)
-        # Marks matter only while copies are at risk here (not yet taken): a kill -9 loses exactly those.
-        if batches and self._unmarked and time.monotonic() - self._marked_at >= marks.INTERVAL:
+        while ended and ended[0][0] <= taken:  # the child has its OPEN (or CLOSE: no mark needed any more)
+            _, kind, conn = ended.popleft()
+            if kind == framing.OPEN:
+                self._unopened.discard(conn)
+            else:
+                self._forwarded.pop(conn, None)
+        # Marks matter only while copies are at risk here (not yet taken): a kill -9 loses exactly those. Once
+        # all is taken, one more mark, so that no mark outlives what it said (a connection not yet opened).
+        if batches:
+            if self._unmarked and time.monotonic() - self._marked_at >= marks.INTERVAL:
+                self._mark()
+                self._marked_in_flight = True
+        elif self._marked_in_flight:
             self._mark()
+            self._marked_in_flight = False
         lag = (time.monotonic_ns() - batches[0][1]) / 1e9 if batches else 0.0
         if lag > MAX_LAG or (self._lagging and lag > MAX_LAG / 2):
             self._set_paused(lagging=True)
@@ -297,7 +311,7 @@ class RecorderLink:
         if self._marks is None:
             return
         try:
-            self._marks.write(self._forwarded)
+            self._marks.write(self._forwarded, self._unopened)
         except OSError as exc:  # a full disk: the recorder reports it too; a loss would then go uncounted
             log.warning("progress mark not written: %s", exc)
 

@@ -4,10 +4,11 @@ The proxy process holds copies of forwarded chunks until the kernel takes them i
 process (`rtreplay.recorder.link`); a `kill -9` of the proxy loses what it held — much more than usual while the
 recorder is stalled (a slow disk). So the proxy keeps a marks file, `<out>/journal/<run>.marks`, rewritten at
 most every `INTERVAL` while copies are in flight: one JSON line `{"pid", "at" (epoch ns), "forwarded": {conn:
-bytes handed to the link}}`. At the end of its input the recorder compares each connection still open (its
+bytes handed to the link}, "unopened": [conns whose opening the recorder has not taken yet]}`. At the end of its input the recorder compares each connection still open (its
 proxy died) with what it received: the difference is written into the session as a `proxy.error` with
 `lost_wire_bytes`, and into `<run>.lost` (one JSON line per session), which `rtreplay recover` reports once
-and removes. Bytes forwarded after the last mark (at most `INTERVAL` of traffic) are not counted.
+and removes; a connection still unopened at the last mark that the recorder never heard of has no session at
+all, so only `<run>.lost` (and the recorder's log) names it. Bytes forwarded after the last mark (at most `INTERVAL` of traffic) are not counted.
 
 Who is alive is told by POSIX record locks, which the kernel releases when their process dies: the proxy holds
 byte 0 of the marks file, its recorder byte 1. A clean stop removes the file.
@@ -45,11 +46,11 @@ class MarkWriter:
         _lock(self._fd, _PROXY)
         self.write({})
 
-    def write(self, forwarded: dict[int, int]) -> None:
+    def write(self, forwarded: dict[int, int], unopened: set[int] | frozenset[int] = frozenset()) -> None:
         """Replace the mark. The line comes first and is whole before the file is cut to it, so a reader after
         a kill in between still finds the newest complete line."""
-        line = orjson.dumps({"pid": os.getpid(), "at": time.time_ns(),
-                             "forwarded": forwarded}, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+        line = orjson.dumps({"pid": os.getpid(), "at": time.time_ns(), "forwarded": forwarded,
+                             "unopened": sorted(unopened)}, option=orjson.OPT_NON_STR_KEYS) + b"\n"
         os.pwrite(self._fd, line, 0)
         os.ftruncate(self._fd, len(line))
 
@@ -72,14 +73,16 @@ def hold(path: Path) -> int:
     return fd
 
 
-def read(path: Path) -> tuple[dict[int, int], int | None]:
-    """(bytes forwarded per connection, epoch ns of the mark) of a marks file; empty when unreadable."""
+def read(path: Path) -> tuple[dict[int, int], set[int], int | None]:
+    """(bytes forwarded per connection, connections not yet opened at the recorder, epoch ns of the mark) of
+    a marks file; empty when unreadable."""
     try:
         line = path.read_bytes().split(b"\n", 1)[0]
         mark = orjson.loads(line)
-        return {int(k): int(v) for k, v in mark["forwarded"].items()}, int(mark["at"])
-    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        return {}, None
+        return ({int(k): int(v) for k, v in mark["forwarded"].items()}, {int(c) for c in mark.get("unopened", [])},
+                int(mark["at"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError):
+        return {}, set(), None
 
 
 def iso(ns: int | None) -> str | None:
@@ -138,7 +141,7 @@ def leftovers(out: Path) -> Leftovers:
         try:
             if not _free(fd, _PROXY):
                 continue  # a live proxy
-            _, at = read(marks)
+            _, _, at = read(marks)
             if not _free(fd, _RECORDER):
                 unfinished.append(f"{marks.name}: the proxy died (last mark {iso(at)}); its recorder is still "
                                   "writing its sessions: run `rtreplay recover` again once it has exited")

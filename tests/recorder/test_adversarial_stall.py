@@ -143,3 +143,62 @@ def test_a_proxy_and_recorder_both_killed_is_reported_uncounted(tmp_path: Path) 
     assert first.returncode == 1 and "both died" in first.stderr and "Traceback" not in first.stderr, first.stderr
     again = subprocess.run(RTREPLAY + ["recover", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+_PROXY_SCRIPT = """
+import asyncio, struct, sys, time
+from pathlib import Path
+from rtreplay.recorder import framing
+from rtreplay.recorder.link import RecorderLink
+
+OPEN = {"method": "GET", "path": "/v1/realtime", "query": "", "client": None, "upstream": "ws://127.0.0.1:1",
+        "headers": [], "auth_added": False, "origin_refused": False}
+BODY = b'{"type":"response.output_text.delta","delta":"' + b"x" * 65000 + b'"}'
+FRAME = b"\\x81\\x7f" + struct.pack("!Q", len(BODY)) + BODY
+
+async def main():
+    link = await RecorderLink.start(Path(sys.argv[1]))
+    print(link.process.pid, flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the recorder is stalled now
+    for conn in (5, 7):  # 5 fills the socket, so 7's opening stays in this process
+        link.send_json(conn, framing.OPEN, OPEN)
+        link.data(conn, framing.SERVER, b"HTTP/1.1 101 Switching Protocols\\r\\n\\r\\n", time.monotonic_ns(), time.time_ns())
+        for _ in range(300 if conn == 5 else 3):  # 19.5 MB: more than the socket takes (4 MB, doubled)
+            link.data(conn, framing.SERVER, FRAME, time.monotonic_ns(), time.time_ns())
+            await asyncio.sleep(0)
+    await asyncio.sleep(1.0)  # a progress mark is written
+    print("sent", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_connection_whose_opening_died_with_the_proxy_is_named(tmp_path: Path) -> None:
+    """A connection opened while the recorder lagged: its OPEN frame dies with the proxy, so no session exists
+    to count the loss in. `recover` still names it, with the bytes forwarded for it."""
+    import sys
+
+    proxy = subprocess.Popen([sys.executable, "-c", _PROXY_SCRIPT, str(tmp_path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(proxy.stdout.readline())
+        os.kill(child, signal.SIGSTOP)
+        proxy.stdin.write("go\n")
+        proxy.stdin.flush()
+        assert proxy.stdout.readline().strip() == "sent"
+        marks = orjson.loads(next((tmp_path / "journal").glob("*.marks")).read_bytes().splitlines()[0])
+        assert 7 in marks["unopened"], marks
+    finally:
+        proxy.kill()
+        proxy.wait(10)
+        os.kill(child, signal.SIGCONT)
+    for _ in range(600):
+        if not alive(child):
+            break
+        await asyncio.sleep(0.1)
+    after = subprocess.run(RTREPLAY + ["recover", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert after.returncode == 1, after.stdout + after.stderr
+    [line] = [x for x in after.stderr.splitlines() if "(no session)" in x]
+    assert line.startswith("lost: connection 7 (no session): at least ") and "wire bytes" in line, line
+    assert int(line.split("at least ")[1].split()[0].replace(",", "")) >= 3 * 65000
