@@ -17,7 +17,9 @@ WITH starts AS (
     WHERE direction = 'server' AND type = 'input_audio_buffer.speech_started'
 ),
 buffer AS (
-    SELECT session_id, seq, type, response_id FROM control_events
+    SELECT session_id, seq, replace(type, 'output_audio_buffer.audio_', 'output_audio_buffer.') AS type,
+           response_id  -- the beta names of January 2025 (.audio_started, …) are the same events
+    FROM control_events
     WHERE direction = 'server' AND type LIKE 'output_audio_buffer.%' AND response_id IS NOT NULL
 ),
 playback AS (  -- a response's first started, and the first stopped/cleared of it after that

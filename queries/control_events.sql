@@ -19,5 +19,7 @@ WHERE type IN (
     'input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped',  -- turns
     'conversation.item.truncated', 'conversation.item.input_audio_transcription.completed', 'proxy.close',  -- voice
     'output_audio_buffer.started', 'output_audio_buffer.stopped', 'output_audio_buffer.cleared',  -- WebRTC/SIP
+    'output_audio_buffer.audio_started', 'output_audio_buffer.audio_stopped',  -- their beta names of January
+    'output_audio_buffer.audio_cleared',  -- 2025 (the views that read these take them as .started, …)
     'proxy.refused'  -- connections refused before they became sessions (refused.sql)
 ) OR (direction = 'client' AND (event_id IS NOT NULL OR type <> 'input_audio_buffer.append'))

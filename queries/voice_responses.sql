@@ -44,7 +44,8 @@ items AS (
 ),
 playback AS (  -- WebRTC/SIP: audio travels on the media track, the server says when it starts playing
     SELECT session_id, response_id, arg_min(mono_ns, seq) AS playback_mono FROM control_events
-    WHERE direction = 'server' AND type = 'output_audio_buffer.started' AND response_id IS NOT NULL
+    WHERE direction = 'server' AND type IN ('output_audio_buffer.started', 'output_audio_buffer.audio_started')
+        AND response_id IS NOT NULL
     GROUP BY ALL
 ),
 stops AS (

@@ -31,6 +31,10 @@ AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
 TRANSCRIPT_DELTAS = ("response.output_audio_transcript.delta", "response.audio_transcript.delta")
 TEXT_DELTAS = ("response.output_text.delta", "response.text.delta")
 DELTAS = AUDIO_DELTAS + TRANSCRIPT_DELTAS + TEXT_DELTAS
+# The beta WebRTC names of January 2025 for the output audio buffer's events (docs/definitions.md, "Playing").
+BUFFER_ALIASES = {"output_audio_buffer.audio_started": "output_audio_buffer.started",
+                  "output_audio_buffer.audio_stopped": "output_audio_buffer.stopped",
+                  "output_audio_buffer.audio_cleared": "output_audio_buffer.cleared"}
 # Server and proxy events the walk reads (every client event but audio appends is read too).
 CONTROL_TYPES = (
     "session.created", "session.updated", "proxy.open", "proxy.close", "proxy.error", "proxy.upstream_rejected",
@@ -39,7 +43,7 @@ CONTROL_TYPES = (
     "response.function_call_arguments.done", "conversation.item.truncated",
     "conversation.item.input_audio_transcription.completed", "conversation.item.input_audio_transcription.failed",
     "output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared",
-)
+) + tuple(BUFFER_ALIASES)
 # Types whose payload the walk reads; the rest need only their columns (seq, mono_ns, event_id, item_id, …).
 PARSED = frozenset({
     "conversation.item.create", "conversation.item.truncate", "conversation.item.truncated",
@@ -142,6 +146,7 @@ def walk(sid: str, rows: Iterable[tuple], audio: dict[str | None, ItemAudio], st
     for i, (_, seq, ts, mono, direction, kind, eid, rid, iid, payload, conv, meta, j_status, j_details, j_usage) \
             in enumerate(rows):
         d = parsed[i]
+        kind = BUFFER_ALIASES.get(kind, kind)
         if direction == "client":
             if kind == "response.create" and i not in rejected:
                 waiting.append((seq, mono, _meta_key(_loads(meta)), conv == "none"))

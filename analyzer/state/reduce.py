@@ -257,6 +257,9 @@ HANDLERS: dict[str, Handler] = {
     "output_audio_buffer.started": no_change,
     "output_audio_buffer.stopped": no_change,
     "output_audio_buffer.cleared": no_change,
+    "output_audio_buffer.audio_started": no_change,  # beta WebRTC, January 2025 (renamed .started, …)
+    "output_audio_buffer.audio_stopped": no_change,
+    "output_audio_buffer.audio_cleared": no_change,
     # server: responses
     "response.created": response_created,
     "response.done": response_done,

@@ -167,14 +167,15 @@ def item_upserted(state: SessionState, ev: Event) -> None:
 
 
 def item_done(state: SessionState, ev: Event) -> None:
-    """conversation.item.done finishes an item; it never adds one. The real server sends it, with
+    """conversation.item.done finishes an item; it never adds one, nor moves one. The real server sends it, with
     previous_item_id null, for the outputs of out-of-band responses too (protocol §11.1): an item that was only
-    ever a response output stays that output."""
+    ever a response output stays that output. Its previous_item_id is no position: the server also sends null
+    for a function_call it had added after the user's turn (tests/data/real/ga-sip-sideband-barge-ins)."""
     d = ev.data
     raw = as_dict(d.get("item"), "item")
     iid = as_str(raw.get("id"), "item.id")
     if iid in state.items:
-        item_upserted(state, ev)
+        merge_item(state.items[iid], raw)
     elif iid in state.outputs:
         merge_item(state.outputs[iid], raw)
     else:

@@ -214,6 +214,20 @@ def test_idle_timeout_commits_its_segment_like_end_of_speech() -> None:
     assert state.input_audio_bytes() == (bytes(range(200)) * 48)[150 * 48:]
 
 
+def test_a_done_with_a_null_predecessor_does_not_move_its_item() -> None:
+    """The real server (a SIP call's sideband, tests/data/real/ga-sip-sideband-barge-ins line 20) sends
+    conversation.item.done with previous_item_id null for a function_call it added after the user's item."""
+    s = Session()
+    s.add("u1", None)
+    call = {"id": "f1", "type": "function_call", "status": "in_progress", "name": "f", "call_id": "c1", "arguments": ""}
+    s.ev({"type": "conversation.item.added", "previous_item_id": "u1", "item": call})
+    s.ev({"type": "conversation.item.done", "previous_item_id": None,
+          "item": {**call, "status": "completed", "arguments": "{}"}})
+    state = rebuild(s.events, strict=True)
+    assert state.order == ["u1", "f1"]
+    assert state.items["f1"].fields["status"] == "completed" and state.items["f1"].fields["arguments"] == "{}"
+
+
 def test_out_of_band_output_done_leaves_the_conversation_alone() -> None:
     """Protocol §11.1: the real server sends conversation.item.done (previous_item_id null) for an out-of-band
     output, never .added; the output stays the response's, and assistant messages keep `phase`, in order."""

@@ -53,11 +53,14 @@ def raw_events(draw) -> list[Event]:
 def test_arbitrary_streams_never_raise_and_keep_the_order_consistent(events) -> None:
     state = SessionState()
     for e in events:
+        before = list(state.order)
         apply(state, e)
         assert len(state.order) == len(set(state.order)) == len(state.items)
         prev = e.data.get("previous_item_id")
         item = e.data.get("item")
-        upsert = e.type in ("conversation.item.added", "conversation.item.done", "conversation.item.created")
+        if e.type == "conversation.item.done":  # finishes an item, never places it: its previous_item_id is no position
+            assert state.order == before
+        upsert = e.type in ("conversation.item.added", "conversation.item.created")
         if upsert and isinstance(item, dict) and isinstance(item.get("id"), str) and item["id"] in state.items:
             i = state.order.index(item["id"])
             if prev is None and "previous_item_id" in e.data or prev == "root":
