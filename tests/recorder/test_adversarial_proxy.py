@@ -11,11 +11,13 @@ import ssl
 import subprocess
 from pathlib import Path
 
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from rtreplay.cli.record import upstream_context
+from rtreplay.recorder import archive
 from rtreplay.recorder.proxy import running
 from reliability_support import RTREPLAY, recorder_processes, start_proxy
 
@@ -151,6 +153,14 @@ async def test_descriptor_exhaustion_is_one_line_and_counted(tmp_path: Path) -> 
     lines = err.decode("utf-8", "replace").splitlines()
     assert len(lines) < 20, lines[:30]
     assert not any("Traceback" in line for line in lines)
+    # ... and in the archive: the accepts that failed and the heads that timed out (recorder/refusals.py)
+    refused = [orjson.loads(r["payload"]) for r in archive.read_archive(tmp_path / "a").table.to_pylist()
+               if r["type"] == "proxy.refused"]
+    reasons = {r["reason"].split(":")[0]: 0 for r in refused}
+    for r in refused:
+        reasons[r["reason"].split(":")[0]] += r["count"]
+    assert reasons.get("accept failed", 0) >= 1 and reasons.get("upgrade request not complete in time (408)", 0) >= 1, \
+        reasons
 
 
 assert RTREPLAY  # the proxy runs as `rtreplay proxy` in its own process for the exit-code and rlimit tests
