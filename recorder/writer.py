@@ -3,12 +3,13 @@
 The proxy runs this in its recorder process (`rtreplay.recorder.child`); tools that drive sessions themselves
 (replay) use it in-process.
 
-`ArchiveWriter` owns one writer thread and one bounded queue shared by all sessions:
+`ArchiveWriter` owns a writer thread, a finalizer thread and one bounded queue shared by all sessions:
   - the event loop only appends records to the queue (`SessionHandle.message`, `.lifecycle`, …);
-  - the thread wakes every half flush interval (or sooner when much is queued), appends the queued
-    records to each session's journal (`archive.journal_path`, an Arrow IPC stream) with a plain write,
-    fsyncs journals at least once per flush interval, and turns a journal into Parquet when its session
-    ends. A process killed with `kill -9` keeps whatever was written; the OS has it.
+  - the writer thread wakes every half flush interval (or sooner when much is queued), appends the queued
+    records to each session's journal (`archive.journal_path`, an Arrow IPC stream) with a plain write, and
+    fsyncs journals at least once per flush interval; when a session ends, the finalizer thread turns its
+    journal into Parquet, so that no conversion holds up the journaling of the sessions still open.
+    A process killed with `kill -9` keeps whatever was written; the OS has it.
   - Backpressure, never silent loss: when the queue holds more than `high_water` bytes, every session
     that adds a record is paused (its `on_pause` callback stops reading its sockets) until the queue is
     below `low_water`. The cap is soft: records that arrive in the same socket read are still queued.
@@ -30,6 +31,7 @@ import fcntl
 import itertools
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 _SCHEMA_MESSAGE = EVENT_SCHEMA.serialize().to_pybytes()
 _WAKE_BYTES = 1 << 20  # wake the writer early once this much is queued
 _RECORD_OVERHEAD = 128  # bytes counted per record on top of payload and audio
+# Ended sessions waiting for the finalizer thread (each holds its journal open): past this, the writer thread
+# waits for a conversion to finish, as it did when it converted them itself.
+_MAX_FINISHING = 64
 _MAX_INT32 = (1 << 31) - 1
 
 
@@ -229,6 +234,10 @@ class ArchiveWriter:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        # Ended sessions' journals, in the order they ended, for the finalizer thread (None: no more).
+        self._finishing: queue.SimpleQueue[JournalFile | None] = queue.SimpleQueue()
+        self._finishing_room = threading.BoundedSemaphore(_MAX_FINISHING)
+        self._finisher: threading.Thread | None = None
         self._done: asyncio.Future[None] | None = None
 
     async def __aenter__(self) -> ArchiveWriter:
@@ -243,6 +252,8 @@ class ArchiveWriter:
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
         self._thread = threading.Thread(target=self._run, name="rtreplay-writer", daemon=True)
+        self._finisher = threading.Thread(target=self._finish_journals, name="rtreplay-finalizer", daemon=True)
+        self._finisher.start()
         self._thread.start()
 
     def open_session(self, open_info: dict[str, Any] | None = None, session_id: str | None = None,
@@ -329,12 +340,31 @@ class ArchiveWriter:
             for session_id in list(journals):
                 self._finalize(session_id, journals, lost, None)
         except BaseException as exc:  # a bug or a broken invariant: nothing more can be written
-            self.failed = f"the archive writer thread failed: {exc!r}"
-            log.exception("%s", self.failed)
-            if self.on_failed is not None:
-                self._call_in_loop(self.on_failed, self.failed)
+            self._fail("writer", exc)
         finally:
+            self._finishing.put(None)
+            self._finisher.join()  # type: ignore[union-attr]  # every ended session is Parquet (or reported)
             self._call_in_loop(self._done.set_result, None)  # type: ignore[union-attr]
+
+    def _finish_journals(self) -> None:
+        """The finalizer thread: turns ended sessions' journals into Parquet. Converting a session reads and
+        writes all of it, compressed; done in the writer thread, it held up the journaling of every session
+        still open — and that journaling is what the proxy's bounds wait on. The journal's lock passes from
+        one thread to the other with the open file, so `recover` never sees it free."""
+        try:
+            while (journal := self._finishing.get()) is not None:
+                self._guard(journal.path, lambda: journal.finalize(self.out))  # noqa: B023  (called at once)
+                self._finishing_room.release()
+        except BaseException as exc:
+            self._fail("finalizer", exc)
+            while self._finishing.get() is not None:  # convert nothing more (journals stay for `recover`), but
+                self._finishing_room.release()  # never leave the writer thread waiting for room
+
+    def _fail(self, thread: str, exc: BaseException) -> None:
+        self.failed = f"the archive {thread} thread failed: {exc!r}"
+        log.exception("%s", self.failed)
+        if self.on_failed is not None:
+            self._call_in_loop(self.on_failed, self.failed)
 
     def _write(self, items: list[tuple[SessionHandle, Record | None, int]], journals: dict[str, JournalFile],
                lost: dict[str, tuple[int, str]]) -> None:
@@ -393,9 +423,9 @@ class ArchiveWriter:
                 PROXY_ERROR, {"error": f"journal write failed: {error}", "lost_records": count}, *now)
             self._append(sid, [record], journals, lost, handle)
         journal = journals.pop(sid, None)
-        if journal is None:
-            return
-        self._guard(journal.path, lambda: journal.finalize(self.out))
+        if journal is not None:
+            self._finishing_room.acquire()
+            self._finishing.put(journal)
 
     def _guard(self, path: Path, action: Callable[[], object]) -> bool:
         try:
