@@ -404,7 +404,7 @@ async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: floa
 def _step_aside() -> None:
     """Keep out of the relay's way on a CPU. The recorder is off the forwarding path: the proxy buffers for it
     (bounded), so a late recorder costs nothing until a bound is reached, while a recorder holding the CPU
-    when the relay wakes up delays a frame by a scheduler slice (1-3 ms: the proxy's p99). So it runs at the
+    when the relay wakes up can delay a frame by a scheduler slice (milliseconds). So it runs at the
     lowest priority that still shares the CPU (nice 19, not SCHED_IDLE, which would starve behind any niced
     batch job until the proxy hit its bounds), and its threads inherit it. Objects alive after start-up
     (modules, mostly) are moved out of the garbage collector's view, so a full collection stays short."""
