@@ -15,6 +15,7 @@ import click
 import polars as pl
 
 from rtreplay.cli.location import Location
+from rtreplay.analyzer.report.terminal import Column, console, print_table
 from rtreplay.queries.escape import csv_cell, terminal
 from rtreplay.analyzer.state import load
 from rtreplay.recorder.importer import ImportFailed, import_jsonl
@@ -110,10 +111,21 @@ def sessions(archive_path: Path, fmt: str) -> None:
         rows.append({"session": sid, "start": start.isoformat(timespec="seconds"),
                      "duration_s": round((end - start).total_seconds(), 1), "model": model, "events": n,
                      "requests": len(reqs), "failures": outcomes["failed"], "rejected": outcomes["rejected"]})
-    _emit(rows, fmt)
+    if fmt == "table" and rows:  # the report tables' rules: short headers, then all-zero columns out, then stacked
+        cells = [[terminal(str(r["session"]), one_line=True), r["start"][:19].replace("T", " "),
+                  str(r["duration_s"]), terminal(str(r["model"] or "-"), one_line=True),
+                  *(str(r[k]) for k in ("events", "requests", "failures", "rejected"))] for r in rows]
+        print_table(console(), "Sessions (start in UTC)", SESSION_COLUMNS, cells)
+    else:
+        _emit(rows, fmt)
     if runs:
         click.echo(f"note: {sum(runs.values())} connections refused before they became sessions (timeouts, bad or "
                    f"excess upgrade requests): `rtreplay show {archive_path} SESSION` for {', '.join(runs)}", err=True)
+
+
+SESSION_COLUMNS = (Column("session"), Column("start", justify="left"), Column("duration s", short="dur s"),
+                   Column("model", justify="left"), Column("events"), Column("requests", short="req"),
+                   Column("failures", short="fail"), Column("rejected", optional=True, short="rej"))
 
 
 def _asked_model(open_payload: str) -> str | None:

@@ -96,6 +96,20 @@ def test_analyze_and_replay_tables_fit_80_columns(generated) -> None:
     assert variants["recorded"][1:4] == ["2", "0", "2"] and variants["tool_choice=required"][1:4] == ["2", "2", "0"]
 
 
+def test_the_sessions_table_fits_80_columns_and_keeps_every_value(generated) -> None:
+    wide = invoke("sessions", generated, "--format", "json")
+    assert wide.exit_code == 0, wide.output
+    sessions = json.loads(wide.output)
+    narrow = invoke("sessions", generated, env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    assert max(len(line) for line in narrow.output.splitlines()) <= 80, narrow.output
+    for s in sessions:  # stacked when the row does not fit: every session and its counts are still there
+        assert s["session"] in narrow.output and f"events {s['events']}" in narrow.output, narrow.output
+    at_120 = invoke("sessions", generated, env={"COLUMNS": "120"})
+    rows = [line.split() for line in at_120.output.splitlines() if line.strip().startswith(sessions[0]["session"])]
+    assert rows and rows[0][-4:] == [str(sessions[0][k]) for k in ("events", "requests", "failures", "rejected")]
+
+
 def test_one_default_format_name_for_tables() -> None:
     ctx = cli.make_context("rtreplay", ["--help"], resilient_parsing=True)
     for name in ("analyze", "sessions", "replay", "sql", "query"):
