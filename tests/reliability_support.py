@@ -53,6 +53,16 @@ async def echo(ws) -> None:
         pass
 
 
+async def echo_back(ws) -> None:
+    """A test upstream that answers each message with itself and nothing else (the n-th answer is the n-th
+    message's echo)."""
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:
+        pass
+
+
 def assert_no_secret(*places: Path | str) -> None:
     """No file under the given directories, and no given text (logs, output), contains the fake key."""
     for place in places:

@@ -18,6 +18,7 @@ from rtreplay.recorder.core import SessionRecorder
 from rtreplay.recorder.proxy import running
 from rtreplay.recorder.redact import MARK, Redactor
 from rtreplay.recorder.writer import ArchiveWriter
+from reliability_support import echo_back
 
 # Fake keys, one per place a secret can hide. None may reach any file or any decoded archive value.
 KEYS = {
@@ -62,14 +63,6 @@ def assert_no_keys(out: Path, keys: dict[str, str]) -> None:
         assert key not in values, f"{name} key in a decoded archive value"
 
 
-async def _echo(ws) -> None:
-    try:
-        async for message in ws:
-            await ws.send(message)
-    except ConnectionClosed:
-        pass
-
-
 def rows_of(out: Path) -> dict[str, list[dict]]:
     table = archive.read_archive(out).table
     sessions: dict[str, list[dict]] = {}
@@ -91,7 +84,7 @@ ORDINARY = [
 
 async def test_a_client_header_value_changes_no_other_session(tmp_path: Path) -> None:
     out = tmp_path / "archive"
-    async with serve(_echo, "127.0.0.1", 0) as upstream:
+    async with serve(echo_back, "127.0.0.1", 0) as upstream:
         port = upstream.sockets[0].getsockname()[1]
         async with running(f"ws://127.0.0.1:{port}", out, flush_interval=0.05) as proxy:
             for poison in ("response.done", '"type":"', "resp_1xx"[:6] + "xx"):
@@ -202,7 +195,7 @@ async def test_no_key_reaches_any_file_or_value_through_the_proxy(tmp_path: Path
     escaped = ('{"type":"conversation.item.create","t":"a\\n%s b\\t%s c\\u00a0%s %s"}'
                % (KEYS["ek_newline"], KEYS["ek_tab"], KEYS["ek_nbsp"], KEYS["sk_text"]))
     leak = '{"type":"error","error":{"message":"echo %s %s"}}' % (KEYS["cookie"], KEYS["query_key"])
-    async with serve(_echo, "127.0.0.1", 0) as upstream:
+    async with serve(echo_back, "127.0.0.1", 0) as upstream:
         port = upstream.sockets[0].getsockname()[1]
         async with running(f"ws://127.0.0.1:{port}", out, flush_interval=0.05) as proxy:
             async with connect(proxy.url + "/v1/realtime" + query, additional_headers=headers) as ws:

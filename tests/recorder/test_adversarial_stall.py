@@ -19,22 +19,13 @@ from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
 from rtreplay.recorder import archive, schema
-from reliability_support import RTREPLAY, recorder_processes, start_proxy
+from reliability_support import RTREPLAY, echo_back, recorder_processes, start_proxy
 
 AUDIO = base64.b64encode(os.urandom(24 * 1024)).decode()
 
 
 def frame(i: int) -> str:
     return '{"type":"input_audio_buffer.append","event_id":"e%d","audio":"%s"}' % (i, AUDIO)
-
-
-async def echo(ws) -> None:
-    """Each message back, nothing else: the n-th answer is the n-th message's echo."""
-    try:
-        async for message in ws:
-            await ws.send(message)
-    except ConnectionClosed:
-        pass
 
 
 def alive(pid: int) -> bool:
@@ -46,7 +37,7 @@ def alive(pid: int) -> bool:
 
 async def test_kill_9_while_the_recorder_is_stalled_counts_and_reports_what_was_lost(tmp_path: Path) -> None:
     acked: dict[str, int] = {}  # event_id -> bytes of the message, for every echo that came back
-    async with serve(echo, "127.0.0.1", 0, max_size=None, compression=None) as server:
+    async with serve(echo_back, "127.0.0.1", 0, max_size=None, compression=None) as server:
         proc, port = await start_proxy(server.sockets[0].getsockname()[1], tmp_path)
         [child] = recorder_processes(proc.pid)
         async with connect(f"ws://127.0.0.1:{port}/v1/realtime", max_size=None, compression=None) as ws:
@@ -103,7 +94,7 @@ async def test_kill_9_while_the_recorder_is_stalled_counts_and_reports_what_was_
 
 async def test_a_live_proxy_and_a_clean_stop_leave_recover_nothing_to_report(tmp_path: Path) -> None:
     """Beside a live proxy, `recover` leaves its marks alone and exits 0; SIGTERM leaves no marks or reports."""
-    async with serve(echo, "127.0.0.1", 0, compression=None) as server:
+    async with serve(echo_back, "127.0.0.1", 0, compression=None) as server:
         proc, port = await start_proxy(server.sockets[0].getsockname()[1], tmp_path)
         async with connect(f"ws://127.0.0.1:{port}/v1/realtime", compression=None) as ws:
             for i in range(20):

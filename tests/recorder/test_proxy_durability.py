@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rtreplay.recorder import archive, link, schema
 from rtreplay.recorder.proxy import running
-from reliability_support import RTREPLAY, start_proxy
+from reliability_support import RTREPLAY, echo_back, start_proxy
 from test_proxy_relay import in_loop, session_rows
 
 AUDIO = base64.b64encode(os.urandom(24 * 1024)).decode()
@@ -27,14 +27,6 @@ def frame(i: int) -> str:
     if i % 3:
         return orjson.dumps({"type": "conversation.item.create", "event_id": f"e{i}"}).decode()
     return '{"type":"input_audio_buffer.append","event_id":"e%d","audio":"%s"}' % (i, AUDIO)
-
-
-async def echo(ws) -> None:
-    try:
-        async for message in ws:
-            await ws.send(message)
-    except ConnectionClosed:
-        pass
 
 
 def patch_journal_append(monkeypatch, replacement: str) -> None:
@@ -71,7 +63,7 @@ def recorded_ids(out: Path, direction: str) -> set[str]:
 
 @in_loop
 async def test_kill_9_then_recover_keeps_everything_forwarded_before_the_last_flush(tmp_path) -> None:
-    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
+    async with serve(echo_back, "127.0.0.1", 0, max_size=None) as server:
         proc, port = await start_proxy(server.sockets[0].getsockname()[1], tmp_path)
         acked, killed_at = await stream_until_stopped(f"ws://127.0.0.1:{port}/v1/realtime", 2.0,
                                                      lambda: os.kill(proc.pid, signal.SIGKILL))
@@ -91,7 +83,7 @@ async def test_kill_9_then_recover_keeps_everything_forwarded_before_the_last_fl
 
 @in_loop
 async def test_sigterm_loses_nothing(tmp_path) -> None:
-    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
+    async with serve(echo_back, "127.0.0.1", 0, max_size=None) as server:
         proc, port = await start_proxy(server.sockets[0].getsockname()[1], tmp_path)
         acked, _ = await stream_until_stopped(f"ws://127.0.0.1:{port}/v1/realtime", 1.0,
                                               lambda: os.kill(proc.pid, signal.SIGTERM))
@@ -134,7 +126,7 @@ async def test_disk_full_keeps_forwarding_and_records_the_loss(tmp_path, monkeyp
     patch_journal_append(monkeypatch, f"def append(self, data):\n    if os.path.exists({str(disk_full)!r}):\n"
                                       "        raise OSError(errno.ENOSPC, 'No space left on device')\n"
                                       "    original(self, data)")
-    async with serve(echo, "127.0.0.1", 0) as server:
+    async with serve(echo_back, "127.0.0.1", 0) as server:
         async with running(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", tmp_path,
                            flush_interval=0.05) as proxy:
             async with connect(proxy.url) as ws:

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from rtreplay.recorder import child, framing
 from rtreplay.recorder.link import RecorderLink
 from rtreplay.recorder.proxy import running
+from reliability_support import echo_back
 from test_proxy_relay import in_loop, session_rows
 
 frames = st.lists(st.builds(framing.Frame, st.integers(0, 2**32 - 1), st.integers(0, 255), st.integers(0, 255),
@@ -38,11 +39,7 @@ def test_frames_survive_any_split_of_the_stream(sent: list[framing.Frame], cuts:
 
 @in_loop
 async def test_a_dead_recorder_stops_the_relay_instead_of_letting_traffic_through_unrecorded(tmp_path) -> None:
-    async def echo(ws) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    async with serve(echo, "127.0.0.1", 0) as server:
+    async with serve(echo_back, "127.0.0.1", 0) as server:
         async with running(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", tmp_path) as proxy:
             async with connect(proxy.url) as ws:
                 await ws.send('{"type":"x"}')
@@ -64,11 +61,7 @@ async def test_a_dead_recorder_stops_the_relay_instead_of_letting_traffic_throug
 @in_loop
 async def test_the_recorder_process_steps_aside_for_the_relay(tmp_path) -> None:
     """The recorder runs niced (the relay wins the CPU whenever both want it) and records all the same."""
-    async def echo(ws) -> None:
-        async for message in ws:
-            await ws.send(message)
-
-    async with serve(echo, "127.0.0.1", 0) as server:
+    async with serve(echo_back, "127.0.0.1", 0) as server:
         async with running(f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}", tmp_path) as proxy:
             stat = open(f"/proc/{proxy.writer.process.pid}/stat").read().rsplit(")", 1)[1].split()
             # Field 19 of stat is the niceness (this holds trivially when the tests themselves run at nice 19).
