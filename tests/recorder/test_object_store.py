@@ -20,7 +20,8 @@ from websockets.asyncio.server import serve
 
 from reliability_support import RTREPLAY, start_proxy, stop_proxy
 from s3_support import FAKE_SECRET, filesystem, make_bucket, s3_server
-from test_proxy_durability import echo, frame, stream_until_stopped
+from reliability_support import echo_back
+from test_proxy_durability import frame, stream_until_stopped
 from test_proxy_relay import in_loop
 
 from rtreplay.recorder import archive, schema
@@ -60,7 +61,7 @@ async def test_many_proxies_one_bucket_one_killed_and_recovered(s3, tmp_path) ->
     url = make_bucket("fleet") + "/logs"
     spools = [tmp_path / f"spool{k}" for k in range(3)]
     sent: set[str] = set()
-    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
+    async with serve(echo_back, "127.0.0.1", 0, max_size=None) as server:
         upstream = server.sockets[0].getsockname()[1]
         proxies = [await start_proxy(upstream, url, "--spool", str(s)) for s in spools]  # type: ignore[arg-type]
         # Sessions on all three at once (the same microsecond start is possible: names must still differ).
@@ -111,7 +112,7 @@ async def test_failed_upload_is_kept_recorded_and_recovered(s3, tmp_path, monkey
     spool = tmp_path / "spool"
     real_endpoint = os.environ["AWS_ENDPOINT_URL"]
     dead = f"http://127.0.0.1:{_closed_port()}"
-    async with serve(echo, "127.0.0.1", 0, max_size=None) as server:
+    async with serve(echo_back, "127.0.0.1", 0, max_size=None) as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", dead)  # the proxy's process sees an unreachable store
         proc, port = await start_proxy(server.sockets[0].getsockname()[1], url, "--spool", str(spool))  # type: ignore[arg-type]
         monkeypatch.setenv("AWS_ENDPOINT_URL", real_endpoint)
