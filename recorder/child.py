@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from rtreplay.recorder import archive, framing, marks, redact, refusals, tap
+from rtreplay.recorder import archive, cpu, framing, marks, redact, refusals, tap
 from rtreplay.recorder.schema import CLIENT, PROXY_ERROR, PROXY_UPSTREAM_REJECTED, SERVER
 from rtreplay.recorder.writer import ArchiveWriter, SessionHandle
 
@@ -257,6 +257,7 @@ class ParentLink(asyncio.Protocol):
         self._work()
 
     def _work(self) -> None:
+        cpu.woke()
         while not self._held:
             if self._current is None:
                 if not self._backlog:
@@ -278,6 +279,7 @@ class ParentLink(asyncio.Protocol):
         """Go on recording; False when the writer's queue is over its high-water mark (come back later)."""
         writer = self.writer
         for _ in work:
+            cpu.checkpoint()
             if writer.queued_bytes > writer.high_water:
                 return False
         return True
@@ -403,11 +405,11 @@ async def serve(sock: socket.socket, out: Path, audio: str, flush_interval: floa
 
 def _step_aside() -> None:
     """Keep out of the relay's way on a CPU. The recorder is off the forwarding path: the proxy buffers for it
-    (bounded), so a late recorder costs nothing until a bound is reached, while a recorder holding the CPU
-    when the relay wakes up can delay a frame by a scheduler slice (milliseconds). So it runs at the
-    lowest priority that still shares the CPU (nice 19, not SCHED_IDLE, which would starve behind any niced
-    batch job until the proxy hit its bounds), and its threads inherit it. Objects alive after start-up
-    (modules, mostly) are moved out of the garbage collector's view, so a full collection stays short."""
+    (bounded), so a late recorder costs nothing until a bound is reached. It runs at nice 19 (its threads
+    inherit it), so that a busy machine gives the relay the CPU first; on its own that does not stop a burst
+    of recording from delaying a relay woken on the same CPU (measured: nor does SCHED_IDLE), which is what
+    `rtreplay.recorder.cpu` is for. Objects alive after start-up (modules, mostly) are moved out of the
+    garbage collector's view, so a full collection stays short."""
     try:
         os.nice(NICE)
     except OSError:  # not allowed to change it: record at the proxy's priority

@@ -34,13 +34,13 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from rtreplay.recorder import archive
+from rtreplay.recorder import archive, cpu
 from rtreplay.recorder.core import Record, SessionRecorder
 from rtreplay.recorder.redact import Redactor
 from rtreplay.recorder.schema import CLIENT, EVENT_SCHEMA, PROXY_CLOSE, PROXY_ERROR, SERVER, new_session_id
@@ -54,6 +54,10 @@ _RECORD_OVERHEAD = 128  # bytes counted per record on top of payload and audio
 # waits for a conversion to finish, as it did when it converted them itself.
 _MAX_FINISHING = 64
 _MAX_INT32 = (1 << 31) - 1
+# Journaling works in pieces of about this many bytes, each ended by a `cpu.checkpoint`: an Arrow batch per
+# `_BATCH_PIECE` of records, a system call per `_WRITE_PIECE` of a write.
+_BATCH_PIECE = 1 << 20
+_WRITE_PIECE = 64 << 10
 
 
 class _Reported(int):
@@ -82,6 +86,20 @@ def _binary(values: tuple[bytes | None, ...]) -> pa.Array:
     validity = pa.array([v is not None for v in values], pa.bool_()).buffers()[1] if nulls else None
     return pa.Array.from_buffers(pa.binary(), len(values), [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
                                  nulls)
+
+
+def _pieces(rows: list[Record]) -> Iterator[list[Record]]:
+    """`rows` in order, in runs of about `_BATCH_PIECE` bytes of payload and audio."""
+    piece: list[Record] = []
+    size = 0
+    for row in rows:
+        piece.append(row)
+        size += len(row[9]) + (len(row[10]) if row[10] is not None else 0)
+        if size >= _BATCH_PIECE:
+            yield piece
+            piece, size = [], 0
+    if piece:
+        yield piece
 
 
 class JournalFile:
@@ -114,7 +132,8 @@ class JournalFile:
         try:
             for view in parts:
                 while view:
-                    view = view[os.write(self._fd, view):]
+                    view = view[os.write(self._fd, view[:_WRITE_PIECE]):]
+                    cpu.checkpoint()
         except OSError:
             os.ftruncate(self._fd, self._size)
             os.lseek(self._fd, self._size, os.SEEK_SET)
@@ -324,6 +343,7 @@ class ArchiveWriter:
             while True:
                 self._wake.wait(self.flush_interval / 2)
                 self._wake.clear()
+                cpu.woke()
                 stopping = self._stopping
                 items = []
                 while self._queue:
@@ -394,17 +414,22 @@ class ArchiveWriter:
         """Write `rows`; False (and counted as lost) if that failed."""
         if not rows:
             return True
+        written = 0
         try:
             journal = journals.get(sid)
             if journal is None:
                 journal = journals[sid] = JournalFile(archive.journal_path(self.out, sid))
-            journal.append(records_to_batch(rows).serialize())
+            for piece in _pieces(rows):
+                cpu.checkpoint()
+                journal.append(records_to_batch(piece).serialize())
+                written += len(piece)
         except (OSError, pa.ArrowException) as exc:  # disk full; or a batch Arrow cannot hold (> 2 GiB)
+            failed = len(rows) - written
             count, _ = lost.get(sid, (0, ""))
-            lost[sid] = (count + len(rows), str(exc))
-            self.lost_records += len(rows)
-            log.error("session %s: %d records lost: %s", sid, len(rows), exc)
-            self._tell(len(rows), f"session {sid}: journal write failed: {exc}")
+            lost[sid] = (count + failed, str(exc))
+            self.lost_records += failed
+            log.error("session %s: %d records lost: %s", sid, failed, exc)
+            self._tell(failed, f"session {sid}: journal write failed: {exc}")
             return False
         if sid in lost and not handle.closed and sid not in self._reporting:
             # Told once; `lost` keeps the count until the loop's record of it is written (`_Reported`).

@@ -1,0 +1,102 @@
+"""Where the proxy's tail comes from: round trips through one proxy at a time, and how long each process of the
+path waited for a CPU.
+
+`bench_proxy.py` interleaves its paths so that machine noise hits them alike; that also mixes their
+after-effects. A variant that writes less to disk still pays for the kernel's writeback of the others' journals,
+so disk-related variants look alike there. Here each variant runs alone (after `sync`), in turns, `--repeat`
+times: one echo server, the proxy, one client doing `-n` round trips. Reported per run: p50/p99/p999 of the
+round trip, the recorder's CPU per round trip, and the run-queue delay per round trip of each process on the
+path (client, echo server, proxy, recorder: Linux `/proc/<pid>/task/*/schedstat`), i.e. time spent runnable
+but not running — what a tail is made of on a busy CPU. For which task held the CPU meanwhile, run it under
+`perf sched record -g` and read `perf sched timehist -g`.
+
+    python benchmarks/tail_probe.py --size 300 --variant before=PYTHONPATH=/tmp/old
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_proxy as bench  # noqa: E402  (the same servers, frames and round trips)
+from websockets.sync.client import connect  # noqa: E402
+
+
+def waited_and_ran(pid: int) -> tuple[int, int]:
+    """(ns spent runnable but waiting, ns on a CPU) by all threads of `pid` so far."""
+    waited = ran = 0
+    for task in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            on_cpu, waiting, _ = map(int, Path(task).read_text().split())
+        except (FileNotFoundError, ValueError):
+            continue
+        ran, waited = ran + on_cpu, waited + waiting
+    return waited, ran
+
+
+def recorder_of(proxy_pid: int) -> int:
+    for task in glob.glob(f"/proc/{proxy_pid}/task/*/children"):
+        children = Path(task).read_text().split()
+        if children:
+            return int(children[0])
+    raise RuntimeError("the proxy has no recorder process")
+
+
+def probe(name: str, env: dict[str, str], frame: str, n: int, out: str) -> str:
+    echo_port, port = bench.free_port(), bench.free_port()
+    echo = bench.spawn("--serve-echo", str(echo_port))
+    proxy = bench.spawn("--serve-proxy", str(port), str(echo_port), out, "-", env={**env, "BENCH_NAME": name})
+    try:
+        bench.wait_port(echo_port)
+        bench.wait_port(port)
+        time.sleep(1)
+        with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=bench", compression=None, max_size=None) as ws:
+            bench.round_trips(ws, frame, 200)  # warm up
+            pids = {"client": os.getpid(), "echo": echo.pid, "proxy": proxy.pid, "recorder": recorder_of(proxy.pid)}
+            before = {k: waited_and_ran(p) for k, p in pids.items()}
+            times = sorted(bench.round_trips(ws, frame, n))
+            after = {k: waited_and_ran(p) for k, p in pids.items()}
+    finally:
+        for proc in (proxy, echo):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+
+    def us(p: float) -> str:
+        return f"{times[min(len(times) - 1, int(len(times) * p))] * 1e6:,.0f}"
+
+    waits = " | ".join(f"{(after[k][0] - before[k][0]) / n / 1000:.1f}" for k in pids)
+    recorder_cpu = (after["recorder"][1] - before["recorder"][1]) / n / 1000
+    return f"| {name} | {us(0.5)} | {us(0.99)} | {us(0.999)} | {recorder_cpu:.0f} | {waits} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=["300", "32k"], default="300", help="frame size (default 300 B)")
+    parser.add_argument("-n", type=int, default=20000, help="round trips per run")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,...",
+                        help="also probe a proxy started with these environment variables (repeatable)")
+    args = parser.parse_args()
+    frame = bench.audio_frame() if args.size == "32k" else bench.small_frame()
+    variants = [("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
+    print(f"Round trips of {args.size} B frames through one proxy at a time ({args.n} per run; µs). "
+          "Waited = run-queue delay per round trip, µs.\n")
+    print("| variant | p50 | p99 | p999 | recorder CPU per round trip | waited: client | echo | proxy | recorder |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="rtreplay-tail-") as out:
+        for run in range(args.repeat):
+            for i, (name, env) in enumerate(variants):
+                subprocess.run(["sync"], check=False)
+                time.sleep(1)
+                print(probe(name, env, frame, args.n, f"{out}/{run}-{i}"), flush=True)
+
+
+if __name__ == "__main__":
+    main()
