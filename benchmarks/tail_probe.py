@@ -49,7 +49,7 @@ def recorder_of(proxy_pid: int) -> int:
     raise RuntimeError("the proxy has no recorder process")
 
 
-def probe(name: str, env: dict[str, str], frame: str, n: int, out: str) -> str:
+def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out: str) -> str:
     echo_port, port = bench.free_port(), bench.free_port()
     echo = bench.spawn("--serve-echo", str(echo_port))
     proxy = bench.spawn("--serve-proxy", str(port), str(echo_port), out, "-", env={**env, "BENCH_NAME": name})
@@ -58,10 +58,10 @@ def probe(name: str, env: dict[str, str], frame: str, n: int, out: str) -> str:
         bench.wait_port(port)
         time.sleep(1)
         with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=bench", compression=None, max_size=None) as ws:
-            bench.round_trips(ws, frame, 200)  # warm up
+            bench.round_trips(ws, frame, 200, replies)  # warm up
             pids = {"client": os.getpid(), "echo": echo.pid, "proxy": proxy.pid, "recorder": recorder_of(proxy.pid)}
             before = {k: waited_and_ran(p) for k, p in pids.items()}
-            times = sorted(bench.round_trips(ws, frame, n))
+            times = sorted(bench.round_trips(ws, frame, n, replies))
             after = {k: waited_and_ran(p) for k, p in pids.items()}
     finally:
         for proc in (proxy, echo):
@@ -78,15 +78,17 @@ def probe(name: str, env: dict[str, str], frame: str, n: int, out: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=["300", "32k"], default="300", help="frame size (default 300 B)")
+    parser.add_argument("--size", choices=["300", "32k", "audio"], default="300",
+                        help="300 B or 32 KB frames echoed, or audio: a request answered by 20 audio deltas")
     parser.add_argument("-n", type=int, default=20000, help="round trips per run")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,...",
                         help="also probe a proxy started with these environment variables (repeatable)")
     args = parser.parse_args()
-    frame = bench.audio_frame() if args.size == "32k" else bench.small_frame()
+    frame = {"300": bench.small_frame(), "32k": bench.audio_frame(), "audio": bench.REQUEST}[args.size]
+    replies = 20 if args.size == "audio" else 1
     variants = [("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
-    print(f"Round trips of {args.size} B frames through one proxy at a time ({args.n} per run; µs). "
+    print(f"Round trips ({args.size}) through one proxy at a time ({args.n} per run; µs). "
           "Waited = run-queue delay per round trip, µs.\n")
     print("| variant | p50 | p99 | p999 | recorder CPU per round trip | waited: client | echo | proxy | recorder |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -95,7 +97,7 @@ def main() -> None:
             for i, (name, env) in enumerate(variants):
                 subprocess.run(["sync"], check=False)
                 time.sleep(1)
-                print(probe(name, env, frame, args.n, f"{out}/{run}-{i}"), flush=True)
+                print(probe(name, env, frame, replies, args.n, f"{out}/{run}-{i}"), flush=True)
 
 
 if __name__ == "__main__":

@@ -285,7 +285,7 @@ def _ends_closed(parquet: Path) -> bool:
 def recover(out: Path) -> list[Recovered]:
     """Turn every leftover journal under `out` into Parquet; journals still open elsewhere are left alone.
 
-    A journal is "still open" while a writer holds its `flock` (rtreplay.recorder.writer.JournalFile). A journal
+    A journal is "still open" while a writer holds its `flock` (rtreplay.recorder.journal.JournalFile). A journal
     cut short by a crash is finalized with its complete batches and reported with a problem; an
     unreadable one is reported and kept.
     """

@@ -24,7 +24,7 @@ import pyarrow as pa
 from rtreplay.recorder import archive
 from rtreplay.recorder.core import SessionRecorder
 from rtreplay.recorder.schema import CLIENT, INVALID_JSON, SERVER, new_session_id
-from rtreplay.recorder.writer import records_to_batch
+from rtreplay.recorder.journal import records_to_batch
 
 CLIENT_TYPES = frozenset({
     "session.update", "input_audio_buffer.append", "input_audio_buffer.commit", "input_audio_buffer.clear",

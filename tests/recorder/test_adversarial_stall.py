@@ -118,7 +118,7 @@ def test_a_proxy_and_recorder_both_killed_is_reported_uncounted(tmp_path: Path) 
     and nothing is left to count them: `recover` says so once (exit 1), and names each session it finalizes
     that has no `proxy.close` (its recorder stopped while it was open)."""
     from rtreplay.recorder.core import SessionRecorder
-    from rtreplay.recorder.writer import JournalFile, records_to_batch
+    from rtreplay.recorder.journal import JournalFile, records_to_batch
 
     recorder = SessionRecorder("20260101T000000000000-open")
     journal = JournalFile(archive.journal_path(tmp_path, recorder.session_id))

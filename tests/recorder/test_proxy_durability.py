@@ -32,7 +32,7 @@ def frame(i: int) -> str:
 def patch_journal_append(monkeypatch, replacement: str) -> None:
     """Run the recorder process with `JournalFile.append` replaced: `replacement` is the source of a
     function `append(self, data)` that may call `original(self, data)` (the recorder is another process)."""
-    code = ("import errno, os, time\nfrom rtreplay.recorder.writer import JournalFile\nfrom rtreplay.recorder.child import main\n"
+    code = ("import errno, os, time\nfrom rtreplay.recorder.journal import JournalFile\nfrom rtreplay.recorder.child import main\n"
             f"original = JournalFile.append\n{replacement}\nJournalFile.append = append\nmain()\n")
     monkeypatch.setattr(link, "CHILD_COMMAND", [sys.executable, "-c", code])
 

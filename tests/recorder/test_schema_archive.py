@@ -125,7 +125,7 @@ def test_missing_root_is_an_error(tmp_path) -> None:
 def test_the_writers_batches_hold_the_audio_column_exactly_as_arrows_own_builder_would(audio) -> None:
     """The writer builds the audio column from one join (no builder regrowing it); the batch must equal the
     one Arrow's builder makes from the same records, nulls and empty values included."""
-    from rtreplay.recorder.writer import records_to_batch
+    from rtreplay.recorder.journal import records_to_batch
 
     rows = [("s", i, 0, 0, "client", "t", None, None, None, "{}", a, None if a is None else 1, 2)
             for i, a in enumerate(audio)]
