@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.schema import EVENT_SCHEMA
-from rtreplay.recorder.store import COMPACTED_SEP, MANIFEST_PREFIX, Archive, ArchiveFile
+from rtreplay.recorder.store import COMPACTED_SEP, MANIFEST_PREFIX, Archive
 
 TARGET_BYTES = 256 * 1024 * 1024  # an output file is closed at the first session boundary past this (in memory)
 ROW_GROUP = 64 * 1024

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson

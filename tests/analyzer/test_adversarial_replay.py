@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
 from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve

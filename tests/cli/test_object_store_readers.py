@@ -59,8 +59,8 @@ def test_every_read_command_is_the_same_on_the_bucket(archives) -> None:
     sessions = [s["session"] for s in json.loads(listing)]
     assert len(sessions) == 3 and "20260901T100000000000-import" in sessions
     sid = sessions[-1]
-    failed = same(url, local, "sql", "ARCHIVE", f"SELECT response_id FROM outcomes WHERE outcome = 'failed' "
-                                           f"ORDER BY session_id, seq LIMIT 1", "--format", "csv").split()[1]
+    failed = same(url, local, "sql", "ARCHIVE", "SELECT response_id FROM outcomes WHERE outcome = 'failed' "
+                                           "ORDER BY session_id, seq LIMIT 1", "--format", "csv").split()[1]
     failed_sid = same(url, local, "sql", "ARCHIVE", f"SELECT session_id FROM outcomes WHERE response_id = "
                                                f"'{failed}'", "--format", "csv").split()[1]
     for args in (

@@ -18,7 +18,6 @@ import base64
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import orjson
@@ -151,8 +150,8 @@ async def record(name: str) -> None:
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)
     async with simulator.serve(seed=0, faults="none", interval=interval, epoch=1_788_000_000) as sim:
-        async with proxy.running(upstream=sim.url, out=out) as proxy:
-            async with connect(f"{proxy.url}/v1/realtime?model=gpt-realtime", max_size=1 << 24) as ws:
+        async with proxy.running(upstream=sim.url, out=out) as running:
+            async with connect(f"{running.url}/v1/realtime?model=gpt-realtime", max_size=1 << 24) as ws:
                 d = Driver(ws)
                 await d.until("session.created")
                 await scenario(d)

@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import ssl
-import subprocess
 from pathlib import Path
 
 import orjson
