@@ -1,10 +1,10 @@
-"""Where the proxy's tail comes from: round trips through one proxy at a time, and how long each process of the
-path waited for a CPU.
+"""Where the proxy's tail comes from: round trips through one path at a time (the raw relay, the proxy, variants),
+and how long each process of the path waited for a CPU.
 
 `bench_proxy.py` interleaves its paths so that machine noise hits them alike; that also mixes their
 after-effects. A variant that writes less to disk still pays for the kernel's writeback of the others' journals,
 so disk-related variants look alike there. Here each variant runs alone (after `sync`), in turns, `--repeat`
-times: one echo server, the proxy, one client doing `-n` round trips. Reported per run: p50/p99/p999 of the
+times: one echo server, the relay or proxy, one client doing `-n` round trips. Reported per run: p50/p99/p999 of the
 round trip, the recorder's CPU per round trip, and the run-queue delay per round trip of each process on the
 path (client, echo server, proxy, recorder: Linux `/proc/<pid>/task/*/schedstat`), i.e. time spent runnable
 but not running — what a tail is made of on a busy CPU. For which task held the CPU meanwhile, run it under
@@ -52,14 +52,19 @@ def recorder_of(proxy_pid: int) -> int:
 def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out: str) -> str:
     echo_port, port = bench.free_port(), bench.free_port()
     echo = bench.spawn("--serve-echo", str(echo_port))
-    proxy = bench.spawn("--serve-proxy", str(port), str(echo_port), out, "-", env={**env, "BENCH_NAME": name})
+    if name == "relay":  # the raw TCP relay: the reference, with no recorder
+        proxy = bench.spawn("--serve-relay", str(port), str(echo_port))
+    else:
+        proxy = bench.spawn("--serve-proxy", str(port), str(echo_port), out, "-", env={**env, "BENCH_NAME": name})
     try:
         bench.wait_port(echo_port)
         bench.wait_port(port)
         time.sleep(1)
         with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=bench", compression=None, max_size=None) as ws:
             bench.round_trips(ws, frame, 200, replies)  # warm up
-            pids = {"client": os.getpid(), "echo": echo.pid, "proxy": proxy.pid, "recorder": recorder_of(proxy.pid)}
+            pids = {"client": os.getpid(), "echo": echo.pid, "proxy": proxy.pid}
+            if name != "relay":
+                pids["recorder"] = recorder_of(proxy.pid)
             before = {k: waited_and_ran(p) for k, p in pids.items()}
             times = sorted(bench.round_trips(ws, frame, n, replies))
             after = {k: waited_and_ran(p) for k, p in pids.items()}
@@ -71,9 +76,11 @@ def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out:
     def us(p: float) -> str:
         return f"{times[min(len(times) - 1, int(len(times) * p))] * 1e6:,.0f}"
 
-    waits = " | ".join(f"{(after[k][0] - before[k][0]) / n / 1000:.1f}" for k in pids)
-    recorder_cpu = (after["recorder"][1] - before["recorder"][1]) / n / 1000
-    return f"| {name} | {us(0.5)} | {us(0.99)} | {us(0.999)} | {recorder_cpu:.0f} | {waits} |"
+    def per_trip(k: str, i: int) -> str:
+        return f"{(after[k][i] - before[k][i]) / n / 1000:.1f}" if k in pids else "—"
+
+    waits = " | ".join(per_trip(k, 0) for k in ("client", "echo", "proxy", "recorder"))
+    return f"| {name} | {us(0.5)} | {us(0.99)} | {us(0.999)} | {per_trip('recorder', 1)} | {waits} |"
 
 
 def main() -> None:
@@ -87,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     frame = {"300": bench.small_frame(), "32k": bench.audio_frame(), "audio": bench.REQUEST}[args.size]
     replies = 20 if args.size == "audio" else 1
-    variants = [("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
+    variants = [("relay", {}), ("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
     print(f"Round trips ({args.size}) through one proxy at a time ({args.n} per run; µs). "
           "Waited = run-queue delay per round trip, µs.\n")
     print("| variant | p50 | p99 | p999 | recorder CPU per round trip | waited: client | echo | proxy | recorder |")
