@@ -1,6 +1,7 @@
 """The recorder's threads offer the CPU back during long bursts (`rtreplay.recorder.cpu`), and nothing is lost."""
 from __future__ import annotations
 
+import base64
 import threading
 import types
 
@@ -71,7 +72,7 @@ async def test_the_writer_thread_offers_the_cpu_while_journaling_a_large_backlog
         tmp_path, clock) -> None:
     clock.step = cpu.SLICE_NS // 3  # every look at the clock: a third of a slice of work
     audio = bytes(range(256)) * 96  # 24 KiB of audio per event
-    text = '{"type":"input_audio_buffer.append","audio":"%s"}' % __import__("base64").b64encode(audio).decode()
+    text = '{"type":"input_audio_buffer.append","audio":"%s"}' % base64.b64encode(audio).decode()
     async with ArchiveWriter(tmp_path, flush_interval=0.05) as writer:
         handle = writer.open_session({"path": "/v1/realtime"})
         for _ in range(100):  # 2.4 MiB: one batch, journaled in several pieces
