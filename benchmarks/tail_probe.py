@@ -11,6 +11,7 @@ but not running — what a tail is made of on a busy CPU. For which task held th
 `perf sched record -g` and read `perf sched timehist -g`.
 
     python benchmarks/tail_probe.py --size 300 --variant before=PYTHONPATH=/tmp/old
+    python benchmarks/tail_probe.py --size 300 --churn 1 8   # meanwhile an 8 MB session ends every second
 """
 from __future__ import annotations
 
@@ -49,7 +50,19 @@ def recorder_of(proxy_pid: int) -> int:
     raise RuntimeError("the proxy has no recorder process")
 
 
-def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out: str) -> str:
+def churn(url: str, every: float, size_mb: int) -> None:
+    """Another app's sessions, one after another: each sends `size_mb` MB of 32 KB audio appends (echoed),
+    then ends — so that the recorder turns a session into Parquet every `every` seconds."""
+    frame = bench.audio_frame()
+    while True:
+        started = time.monotonic()
+        with connect(url, compression=None, max_size=None) as ws:
+            bench.round_trips(ws, frame, size_mb * 32)
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out: str,
+          churn_args: tuple[float, int] | None = None) -> str:
     echo_port, port = bench.free_port(), bench.free_port()
     echo = bench.spawn("--serve-echo", str(echo_port))
     if name == "relay":  # the raw TCP relay: the reference, with no recorder
@@ -60,7 +73,11 @@ def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out:
         bench.wait_port(echo_port)
         bench.wait_port(port)
         time.sleep(1)
-        with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=bench", compression=None, max_size=None) as ws:
+        url = f"ws://127.0.0.1:{port}/v1/realtime?model=bench"
+        if churn_args is not None:
+            churner = subprocess.Popen([sys.executable, __file__, "--churn-worker", url, *map(str, churn_args)])
+            time.sleep(churn_args[0])  # the first session has ended
+        with connect(url, compression=None, max_size=None) as ws:
             bench.round_trips(ws, frame, 200, replies)  # warm up
             pids = {"client": os.getpid(), "echo": echo.pid, "proxy": proxy.pid}
             if name != "relay":
@@ -69,6 +86,9 @@ def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out:
             times = sorted(bench.round_trips(ws, frame, n, replies))
             after = {k: waited_and_ran(p) for k, p in pids.items()}
     finally:
+        if churn_args is not None:
+            churner.kill()
+            churner.wait()
         for proc in (proxy, echo):
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
@@ -91,11 +111,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=KEY=VALUE,...",
                         help="also probe a proxy started with these environment variables (repeatable)")
+    parser.add_argument("--churn", type=float, nargs=2, metavar=("SECONDS", "MB"),
+                        help="meanwhile, another client's sessions of MB MB each end every SECONDS")
+    parser.add_argument("--churn-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.churn_worker:
+        url, every, size_mb = args.churn_worker
+        return churn(url, float(every), int(float(size_mb)))
     frame = {"300": bench.small_frame(), "32k": bench.audio_frame(), "audio": bench.REQUEST}[args.size]
     replies = 20 if args.size == "audio" else 1
     variants = [("relay", {}), ("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
-    print(f"Round trips ({args.size}) through one proxy at a time ({args.n} per run; µs). "
+    churning = f"; another client's {args.churn[1]:g} MB sessions end every {args.churn[0]:g} s" if args.churn else ""
+    print(f"Round trips ({args.size}) through one path at a time ({args.n} per run{churning}; µs). "
           "Waited = run-queue delay per round trip, µs.\n")
     print("| variant | p50 | p99 | p999 | recorder CPU per round trip | waited: client | echo | proxy | recorder |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -104,7 +131,7 @@ def main() -> None:
             for i, (name, env) in enumerate(variants):
                 subprocess.run(["sync"], check=False)
                 time.sleep(1)
-                print(probe(name, env, frame, replies, args.n, f"{out}/{run}-{i}"), flush=True)
+                print(probe(name, env, frame, replies, args.n, f"{out}/{run}-{i}", args.churn), flush=True)
 
 
 if __name__ == "__main__":
