@@ -302,7 +302,7 @@ async def test_client_bytes_before_the_answer_are_held_only_up_to_a_bound_and_th
     """A client that streams before the upstream answers the upgrade: the recorder holds at most
     `child.MAX_EARLY` of it; past that the client stream cannot be parsed (its start is gone), so every
     byte from there on is one counted loss, and the server stream is still recorded."""
-    from rtreplay.recorder.child import MAX_EARLY
+    from rtreplay.recorder.child_connection import MAX_EARLY
 
     frames = [event_frame('{"type":"input_audio_buffer.append","audio":"%s"}' % ("A" * 60_000), True)] * 90
     sent = b"".join(frames)  # ≈ 5.4 MB, more than MAX_EARLY
