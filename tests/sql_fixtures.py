@@ -73,6 +73,38 @@ class SessionLog:
         return self.server("error", error={"type": type_, "code": code, "message": f"{type_}/{code}",
                                            "param": param, "event_id": event_id})
 
+    def play(self, step: str, i: int, metadata: dict | None) -> bool:
+        """One step of a random pairing session that names no event_id (the Hypothesis builders of the reducer's
+        and SQL's matching tests; each adds its own steps that do): a request (`req`, `req_oob`, `req_meta…`:
+        out of band with metadata), `created…` (with `_oob`/`_nokey`: conversation none/absent) then its done,
+        a `done_meta…` without its created, the active-response error (`busy`, `busy_beta`: the beta's code
+        null), or an `invalid_value` error (`param`). False: not one of these."""
+        if step == "req":
+            self.request()
+        elif step == "req_oob":
+            self.request(conversation="none")
+        elif step.startswith("req_meta"):
+            self.request(conversation="none", metadata=metadata)
+        elif step.startswith("created"):
+            response = {"id": f"resp_{i}", "status": "in_progress", "output": [], "metadata": metadata}
+            if step != "created_nokey":
+                response["conversation_id"] = "conv_1" if step == "created" else None
+            self.server("response.created", response=response)
+            self.done(f"resp_{i}", metadata=metadata)
+        elif step.startswith("done_meta"):
+            self.server("response.done", response={"id": f"resp_{i}", "status": "completed", "output": [],
+                                                    "conversation_id": None, "metadata": metadata})
+        elif step == "busy":
+            self.error("invalid_request_error", "conversation_already_has_active_response")
+        elif step == "busy_beta":
+            self.server("error", error={"type": "invalid_request_error", "code": None, "param": None,
+                                        "event_id": None, "message": "Conversation already has an active response"})
+        elif step == "param":
+            self.error("invalid_request_error", "invalid_value", param="response.tools")
+        else:
+            return False
+        return True
+
     def table(self) -> pa.Table:
         return pa.Table.from_pylist(self.rows, schema=EVENT_SCHEMA)
 

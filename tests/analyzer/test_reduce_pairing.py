@@ -29,12 +29,8 @@ def build(steps: list[str]) -> SessionLog:
     for i, step in enumerate(steps):
         meta = {"t": "m"} if "meta" in step else None
         last = ids[-1] if ids else "evt_none"
-        if step == "req":
-            s.request()
-        elif step == "req_oob":
-            s.request(conversation="none")
-        elif step == "req_meta":
-            s.request(conversation="none", metadata=meta)
+        if s.play(step, i, meta):
+            pass
         elif step.startswith("req_id"):
             ids.append(f"evt_{i}")
             s.request(ids[-1], **({"conversation": "none"} if step.endswith("oob") else {}))
@@ -45,22 +41,6 @@ def build(steps: list[str]) -> SessionLog:
         elif step == "append_id":  # audio in the archive column: consecutive appends load as one run
             s.client("input_audio_buffer.append", event_id=last)
             s.rows[-1]["audio"] = b"\x00\x01"
-        elif step.startswith("created"):
-            response = {"id": f"resp_{i}", "status": "in_progress", "output": [], "metadata": meta}
-            if step != "created_nokey":
-                response["conversation_id"] = "conv_1" if step == "created" else None
-            s.server("response.created", response=response)
-            s.done(f"resp_{i}", metadata=meta)
-        elif step == "done_meta":
-            s.server("response.done", response={"id": f"resp_{i}", "status": "completed", "output": [],
-                                                 "conversation_id": None, "metadata": meta})
-        elif step == "busy":
-            s.error("invalid_request_error", "conversation_already_has_active_response")
-        elif step == "busy_beta":  # the beta form: code null, known by its message
-            s.server("error", error={"type": "invalid_request_error", "code": None, "param": None, "event_id": None,
-                                     "message": "Conversation already has an active response"})
-        elif step == "param":
-            s.error("invalid_request_error", "invalid_value", param="response.tools")
         elif step == "by_id":
             s.error("invalid_request_error", "conversation_already_has_active_response", event_id=last)
         elif step == "by_id_first":

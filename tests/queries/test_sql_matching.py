@@ -25,12 +25,8 @@ def build(steps: list[str]) -> SessionLog:
     last_id = None
     for i, step in enumerate(steps):
         meta = {"t": step[-1]} if "meta" in step else None
-        if step == "req":
-            s.request()
-        elif step == "req_oob":
-            s.request(conversation="none")
-        elif step.startswith("req_meta"):
-            s.request(conversation="none", metadata=meta)
+        if s.play(step, i, meta):
+            pass
         elif step == "req_id":
             last_id = f"evt_{i}"
             s.request(last_id)
@@ -39,22 +35,6 @@ def build(steps: list[str]) -> SessionLog:
         elif step in ("cancel_id", "append_id"):  # likewise for a cancel and an audio append
             s.client("response.cancel" if step == "cancel_id" else "input_audio_buffer.append",
                      event_id=last_id or "evt_none")
-        elif step.startswith("created"):
-            response = {"id": f"resp_{i}", "status": "in_progress", "output": [], "metadata": meta}
-            if step != "created_nokey":
-                response["conversation_id"] = None if step != "created" else "conv_1"
-            s.server("response.created", response=response)
-            s.done(f"resp_{i}", metadata=meta)
-        elif step == "done_meta1":
-            s.server("response.done", response={"id": f"resp_{i}", "status": "completed", "output": [],
-                                                 "conversation_id": None, "metadata": meta})
-        elif step == "busy":
-            s.error("invalid_request_error", "conversation_already_has_active_response")
-        elif step == "busy_beta":  # the beta form: code null, known by its message
-            s.server("error", error={"type": "invalid_request_error", "code": None, "param": None, "event_id": None,
-                                     "message": "Conversation already has an active response"})
-        elif step == "param":
-            s.error("invalid_request_error", "invalid_value", param="response.tools")
         elif step == "by_id":
             s.error("invalid_request_error", "invalid_value", event_id=last_id or "evt_none")
         else:
