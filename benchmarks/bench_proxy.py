@@ -1,7 +1,10 @@
 """Proxy overhead, side by side: direct connection vs a raw TCP relay vs the rtreplay proxy (audio kept).
 
-Three paths to one websockets echo server (its own process), each path in its own process, measured in
-interleaved rounds (the order shuffled every round) so that machine noise hits all three alike:
+Four paths to one websockets echo server (its own process), each path in its own process, measured in
+interleaved rounds (the order shuffled every round) so that machine noise hits them alike. The fourth,
+"relay+disk", is the raw relay writing a copy of every chunk it forwards to a file (fsync'd every 0.25 s, as
+the recorder's journals are): the least any proxy that records its traffic must do, so its figures are the
+floor for the proxy's on this machine.
   - latency: p50/p99 round trip of 300 B frames, 32 KB frames, and a 1-request-to-20-replies audio
     stream (time to the 20th reply);
   - throughput: MB/s of echoed 32 KB frames with 1, 8 and 32 connections (4 frames in flight each).
@@ -27,7 +30,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,16 +73,19 @@ async def serve_echo(port: int) -> None:
 
 
 class _Relay(asyncio.Protocol):
-    """The minimal raw TCP relay: bytes in, same bytes out, with write-buffer backpressure."""
+    """The minimal raw TCP relay: bytes in, same bytes out, with write-buffer backpressure; `copy`, if
+    given, also takes every chunk (relay+disk)."""
 
-    def __init__(self, peer: _Relay | None = None) -> None:
-        self.peer, self.transport = peer, None
+    def __init__(self, peer: _Relay | None = None, copy=None) -> None:
+        self.peer, self.transport, self.copy = peer, None, copy
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.peer.transport.write(data)
+        if self.copy is not None:
+            self.copy(data)
 
     def connection_lost(self, exc) -> None:
         if self.peer and self.peer.transport:
@@ -90,8 +98,39 @@ class _Relay(asyncio.Protocol):
         self.peer.transport.resume_reading()
 
 
-async def serve_relay(port: int, upstream: int) -> None:
+class _DiskCopy:
+    """relay+disk's copy: every chunk appended to a file in the relay's thread (the page cache takes it),
+    fsync'd every 0.25 s by another thread; past 1 GiB (once fsync'd) a fresh file replaces it, so that a
+    long run does not fill the disk."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, "relay-copy.bin")
+        self.fd = self._open()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._sync, daemon=True).start()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o600)
+
+    def __call__(self, data: bytes) -> None:
+        with self.lock:
+            os.write(self.fd, data)
+
+    def _sync(self) -> None:
+        while True:
+            time.sleep(0.25)
+            fd = self.fd
+            os.fsync(fd)
+            if os.fstat(fd).st_size > 1 << 30:
+                with self.lock:
+                    self.fd = self._open()
+                os.close(fd)
+
+
+async def serve_relay(port: int, upstream: int, folder: str | None = None) -> None:
+    """The raw relay; with `folder`, relay+disk."""
     loop = asyncio.get_running_loop()
+    copy = _DiskCopy(folder) if folder else None
 
     class Accepted(_Relay):
         def connection_made(self, transport) -> None:
@@ -100,10 +139,10 @@ async def serve_relay(port: int, upstream: int) -> None:
             loop.create_task(self.dial())
 
         async def dial(self) -> None:
-            _, self.peer = await loop.create_connection(lambda: _Relay(self), "127.0.0.1", upstream)
+            _, self.peer = await loop.create_connection(lambda: _Relay(self, copy), "127.0.0.1", upstream)
             self.transport.resume_reading()
 
-    await loop.create_server(Accepted, "127.0.0.1", port)
+    await loop.create_server(lambda: Accepted(None, copy), "127.0.0.1", port)
     await asyncio.Future()
 
 
@@ -232,29 +271,34 @@ def main() -> None:
                         help="also measure a proxy started with these environment variables (repeatable)")
     parser.add_argument("--serve-echo", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-relay", type=int, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-relay-disk", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--serve-proxy", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_echo:
         return asyncio.run(serve_echo(args.serve_echo))
     if args.serve_relay:
         return asyncio.run(serve_relay(*args.serve_relay))
+    if args.serve_relay_disk:
+        port, upstream, folder = args.serve_relay_disk
+        return asyncio.run(serve_relay(int(port), int(upstream), folder))
     if args.serve_proxy:
         port, upstream, out, profile = args.serve_proxy
         return asyncio.run(serve_proxy(int(port), int(upstream), out, profile if profile != "-" else None))
 
     rounds = 25 if args.long else 5
-    echo_port, relay_port, proxy_port = free_port(), free_port(), free_port()
+    echo_port, relay_port, disk_port, proxy_port = free_port(), free_port(), free_port(), free_port()
     out = tempfile.mkdtemp(prefix="rtreplay-bench-")
     procs = [spawn("--serve-echo", str(echo_port)),
              spawn("--serve-relay", str(relay_port), str(echo_port)),
+             spawn("--serve-relay-disk", str(disk_port), str(echo_port), out),
              spawn("--serve-proxy", str(proxy_port), str(echo_port), out, args.profile or "-")]
-    ports = {"direct": echo_port, "relay": relay_port, "proxy": proxy_port}
+    ports = {"direct": echo_port, "relay": relay_port, "relay+disk": disk_port, "proxy": proxy_port}
     for i, text in enumerate(args.variant):
         name, env = parse_variant(text)
         ports[name] = free_port()
         procs.append(spawn("--serve-proxy", str(ports[name]), str(echo_port), f"{out}/{i}", "-",
                            env={**env, "BENCH_NAME": name}))
-    servers = {"relay": procs[1], "proxy": procs[2], **dict(zip(list(ports)[3:], procs[3:]))}
+    servers = dict(zip(list(ports)[1:], procs[1:]))
     try:
         for port in ports.values():
             wait_port(port)
@@ -281,7 +325,8 @@ def main() -> None:
                     rates[(path, c)].append(asyncio.run(throughput(urls[path], c, 1.0, frame, moved[path])))
     finally:
         cpu = {p: stop(proc) for p, proc in reversed(list(zip(["echo", *servers], procs)))}
-    report(latency, rates, scenarios, rounds, [p for p in urls if p.startswith("proxy")])
+        shutil.rmtree(out, ignore_errors=True)
+    report(latency, rates, scenarios, rounds, [p for p in urls if p not in ("direct", "relay")])
     if cpu_before["relay"]:
         print("\nCPU of each relaying process tree in the throughput phase (the proxy's includes its recorder, up to "
               "its exit: every session finalized), seconds per GB echoed\n")
@@ -296,6 +341,7 @@ def ratio(proxy_added: float, relay_added: float) -> str:
 
 
 def report(latency, rates, scenarios, rounds, proxies) -> None:
+    """`proxies`: every path compared with the relay (relay+disk, the proxy, its variants)."""
     us = 1e6
     print(f"\nLatency (µs, {rounds} interleaved rounds; 'added' = over direct; RTT ratio = proxy / relay round "
           "trip, the goal's measure)\n")
