@@ -1,5 +1,6 @@
-"""Where the proxy's tail comes from: round trips through one path at a time (the raw relay, the proxy, variants),
-and how long each process of the path waited for a CPU.
+"""Where the proxy's tail comes from: round trips through one path at a time (the raw relay, the relay writing
+its copy to disk — the floor for any recording proxy, see bench_proxy.py —, the proxy, variants), and how long
+each process of the path waited for a CPU.
 
 `bench_proxy.py` interleaves its paths so that machine noise hits them alike; that also mixes their
 after-effects. A variant that writes less to disk still pays for the kernel's writeback of the others' journals,
@@ -67,6 +68,9 @@ def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out:
     echo = bench.spawn("--serve-echo", str(echo_port))
     if name == "relay":  # the raw TCP relay: the reference, with no recorder
         proxy = bench.spawn("--serve-relay", str(port), str(echo_port))
+    elif name == "relay+disk":  # the raw relay writing its copy to disk: the floor for any recording proxy
+        os.makedirs(out)
+        proxy = bench.spawn("--serve-relay-disk", str(port), str(echo_port), out)
     else:
         proxy = bench.spawn("--serve-proxy", str(port), str(echo_port), out, "-", env={**env, "BENCH_NAME": name})
     try:
@@ -80,7 +84,7 @@ def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out:
         with connect(url, compression=None, max_size=None) as ws:
             bench.round_trips(ws, frame, 200, replies)  # warm up
             pids = {"client": os.getpid(), "echo": echo.pid, "proxy": proxy.pid}
-            if name != "relay":
+            if name not in ("relay", "relay+disk"):
                 pids["recorder"] = recorder_of(proxy.pid)
             before = {k: waited_and_ran(p) for k, p in pids.items()}
             times = sorted(bench.round_trips(ws, frame, n, replies))
@@ -120,7 +124,7 @@ def main() -> None:
         return churn(url, float(every), int(float(size_mb)))
     frame = {"300": bench.small_frame(), "32k": bench.audio_frame(), "audio": bench.REQUEST}[args.size]
     replies = 20 if args.size == "audio" else 1
-    variants = [("relay", {}), ("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
+    variants = [("relay", {}), ("relay+disk", {}), ("proxy", {})] + [bench.parse_variant(text) for text in args.variant]
     churning = f"; another client's {args.churn[1]:g} MB sessions end every {args.churn[0]:g} s" if args.churn else ""
     print(f"Round trips ({args.size}) through one path at a time ({args.n} per run{churning}; µs). "
           "Waited = run-queue delay per round trip, µs.\n")
