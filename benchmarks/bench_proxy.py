@@ -25,12 +25,12 @@ import base64
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import shutil
 import tempfile
 import threading
 import time
@@ -104,6 +104,7 @@ class _DiskCopy:
     long run does not fill the disk."""
 
     def __init__(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
         self.path = os.path.join(folder, "relay-copy.bin")
         self.fd = self._open()
         self.lock = threading.Lock()
@@ -290,7 +291,7 @@ def main() -> None:
     out = tempfile.mkdtemp(prefix="rtreplay-bench-")
     procs = [spawn("--serve-echo", str(echo_port)),
              spawn("--serve-relay", str(relay_port), str(echo_port)),
-             spawn("--serve-relay-disk", str(disk_port), str(echo_port), out),
+             spawn("--serve-relay-disk", str(disk_port), str(echo_port), f"{out}/relay+disk"),
              spawn("--serve-proxy", str(proxy_port), str(echo_port), out, args.profile or "-")]
     ports = {"direct": echo_port, "relay": relay_port, "relay+disk": disk_port, "proxy": proxy_port}
     for i, text in enumerate(args.variant):

@@ -69,7 +69,6 @@ def probe(name: str, env: dict[str, str], frame: str, replies: int, n: int, out:
     if name == "relay":  # the raw TCP relay: the reference, with no recorder
         proxy = bench.spawn("--serve-relay", str(port), str(echo_port))
     elif name == "relay+disk":  # the raw relay writing its copy to disk: the floor for any recording proxy
-        os.makedirs(out)
         proxy = bench.spawn("--serve-relay-disk", str(port), str(echo_port), out)
     else:
         proxy = bench.spawn("--serve-proxy", str(port), str(echo_port), out, "-", env={**env, "BENCH_NAME": name})
