@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -85,13 +84,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-# How archive files are written (a session's, an import's, a compaction's). Dictionary encoding only for the
-# columns whose values repeat: on the others (payloads, audio, ids, times) the writer would hash up to a
-# dictionary page of values per column chunk before falling back to plain, for nothing.
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd", "use_dictionary": ["session_id", "direction", "type", "response_id", "item_id"]}
-
-
 def write_parquet(table: pa.Table, path: Path) -> Path:
     """Write events to `path` atomically (temporary name, fsync, rename), schema version in metadata."""
     path = Path(path)
@@ -101,7 +93,7 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     # Private like the journals (0600): payloads are conversations, whatever the umask says.
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         os.fchmod(f.fileno(), 0o600)
-        pq.write_table(table, f, row_group_size=64 * 1024, **PARQUET_OPTIONS)
+        pq.write_table(table, f, compression="zstd", row_group_size=64 * 1024)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rtreplay.recorder.archive import PARQUET_OPTIONS, ArchiveError
+from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.schema import EVENT_SCHEMA
 from rtreplay.recorder.store import COMPACTED_SEP, MANIFEST_PREFIX, Archive
 
@@ -89,5 +89,5 @@ def _write(arc: Archive, folder: str, tables: list[pa.Table], cid: str) -> str:
     first, last = sessions[0].as_py(), sessions[-1].as_py()
     name = f"{first}{COMPACTED_SEP}{last}.c-{cid}.parquet"
     with arc.fs.open_output_stream(f"{folder}/{name}") as out:
-        pq.write_table(table, out, row_group_size=ROW_GROUP, write_statistics=True, **PARQUET_OPTIONS)
+        pq.write_table(table, out, compression="zstd", row_group_size=ROW_GROUP, write_statistics=True)
     return name

@@ -58,20 +58,6 @@ def test_parquet_round_trip_keeps_text_and_bytes(tmp_path_factory, payloads, blo
     assert got.table.to_pylist() == table.to_pylist()
 
 
-def test_only_repeating_columns_are_dictionary_encoded(tmp_path) -> None:
-    """Payloads and audio are written plain: a dictionary for them costs hashing and never pays."""
-    sid = schema.new_session_id()
-    path = archive.write_parquet(_rows(sid, ["p%d" % i for i in range(50)], [bytes([i]) * 300 for i in range(50)]),
-                                 archive.parquet_path(tmp_path, sid))
-    row_group = pq.ParquetFile(path).metadata.row_group(0)
-    encoded = {row_group.column(i).path_in_schema: row_group.column(i).encodings for i in range(row_group.num_columns)}
-    assert set(archive.PARQUET_OPTIONS["use_dictionary"]) <= set(schema.EVENT_SCHEMA.names)
-    for column, encodings in encoded.items():
-        dictionary = any("DICTIONARY" in e for e in encodings)
-        assert dictionary == (column in archive.PARQUET_OPTIONS["use_dictionary"]), (column, encodings)
-    assert archive.read_archive(tmp_path).table.column("audio").to_pylist()[7] == bytes([7]) * 300
-
-
 def test_rebuild_frame_puts_audio_back() -> None:
     raw = b"\x00\x01\xff" * 100
     b64 = base64.b64encode(raw).decode()
