@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from rtreplay.analyzer.replay.expect import as_json, render
-from rtreplay.analyzer.replay.run import ReplayReport
+from rtreplay.analyzer.replay.summary import ReplayReport
 from rtreplay.analyzer.replay.suite import RUN_ERRORS, Case, GateResult, SuiteError, load_suite, prepare, remote_targets, run_gate
 from rtreplay.analyzer.report.tool_choice import interval_text, pct
 

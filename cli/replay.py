@@ -20,7 +20,8 @@ from rtreplay.analyzer.state.request import FORMS, OUTCOMES
 from rtreplay.analyzer.replay.expect import as_json as expectations_json
 from rtreplay.analyzer.replay.expect import parse as parse_expectation
 from rtreplay.analyzer.replay.expect import render as render_expectations
-from rtreplay.analyzer.replay.run import SCOPES, Job, ReplayReport, Selection, Tally, plan_jobs, target_base, targets
+from rtreplay.analyzer.replay.run import SCOPES, Job, Selection, plan_jobs, target_base, targets
+from rtreplay.analyzer.replay.summary import ReplayReport, Tally
 from rtreplay.analyzer.replay.suite import RUN_ERRORS, Gate, prepare, remote_targets, run_gate
 from rtreplay.analyzer.replay.plan import variants
 from rtreplay.analyzer.report import terminal

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rtreplay.analyzer.replay.run import forced
+from rtreplay.analyzer.replay.summary import forced
 from rtreplay.analyzer.replay.compare import MATCHERS, MatcherError, check_names, compare, function_calls, shown
 from rtreplay.analyzer.replay.schema import arguments_problem
 from rtreplay.analyzer.report.tool_choice import interval_text, pct, wilson

@@ -30,8 +30,9 @@ from typing import Any
 
 from rtreplay.analyzer.replay.expect import Decision, ExpectError, Expectation, check_variants, decide, parse
 from rtreplay.analyzer.replay.plan import RECORDED, PlanError, Variant, variants
-from rtreplay.analyzer.replay.run import (SCOPES, ReplayError, ReplayReport, Result, Selection, is_loopback, iter_jobs,
-                                          recorded_upstreams, run_jobs, select, summarize, target_base)
+from rtreplay.analyzer.replay.run import (SCOPES, ReplayError, Result, Selection, is_loopback, iter_jobs,
+                                          recorded_upstreams, run_jobs, select, target_base)
+from rtreplay.analyzer.replay.summary import ReplayReport, summarize
 from rtreplay.analyzer.state.request import FORMS
 from rtreplay.recorder.archive import ArchiveError
 from rtreplay.recorder.store import Archive

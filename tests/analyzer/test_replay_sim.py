@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from rtreplay.analyzer.state import load, match
 from rtreplay.cli.replay import replay as replay_command
 from rtreplay.simulator.demo_app import DEMO_API_KEY
-from rtreplay.analyzer.replay.run import Selection, plan_jobs, run_jobs, select, summarize
+from rtreplay.analyzer.replay.run import Selection, plan_jobs, run_jobs, select
+from rtreplay.analyzer.replay.summary import summarize
 from rtreplay.analyzer.replay.plan import RECORDED, plan_replay, variants
 from rtreplay.analyzer.replay.send import connected
 from rtreplay.analyzer.state.session import Item
