@@ -201,18 +201,26 @@ class SessionRecorder:
         if item_id is None and isinstance(event.get("item"), dict):
             item_id = _str_or_none(event["item"].get("id"))
         redact_text = self.redactor.text
+        event_id = _str_or_none(event.get("event_id"))
+        # The type and ids are decoded from the text. Without escapes, each is a substring of it between quotes:
+        # if the text has nothing to redact, neither have they (a secret or key format in one would be in the
+        # text, with the same boundaries). With escapes a decoded value may spell one: each is redacted itself.
         if isinstance(text, str):
             payload, audio, audio_at = redact_text(text), None, None
+            clean = payload == text and "\\" not in text
         else:
             # Redact around the cut: base64 holds no secret pattern, and scanning it would be the cost.
-            before, after, audio = text
-            before = redact_text(before)
-            payload, audio_at = before + redact_text(after), len(before)
+            raw_before, raw_after, audio = text
+            before, after = redact_text(raw_before), redact_text(raw_after)
+            payload, audio_at = before + after, len(before)
+            clean = before == raw_before and after == raw_after and "\\" not in raw_before and "\\" not in raw_after
             if not self.keep_audio:
                 audio = None
-        ids = [_str_or_none(event.get("event_id")), response_id, item_id]
-        return self._record(mono_ns, wall_ns, direction, redact_text(kind),
-                            *(redact_text(i) if i else i for i in ids), payload, audio, audio_at, size)
+        if not clean:
+            kind, event_id, response_id, item_id = (redact_text(v) if v else v
+                                                    for v in (kind, event_id, response_id, item_id))
+        return self._record(mono_ns, wall_ns, direction, kind, event_id, response_id, item_id, payload, audio,
+                            audio_at, size)
 
     def unparsed(self, direction: str, error: str, opcode: int, data: bytes, size: int, mono_ns: int,
                  wall_ns: int) -> Record:

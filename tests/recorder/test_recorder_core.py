@@ -5,7 +5,7 @@ import base64
 import os
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rtreplay.recorder import schema
@@ -129,3 +129,43 @@ def test_any_frame_rebuilds_byte_for_byte(pcm: bytes, before: str, after: str) -
     assert rebuilt(r) == Redactor().text(text)
     cut = cut_audio(text, base64.b64encode(pcm).decode())
     assert (cut is None) == (pcm == b"")
+
+
+SECRET = "sk-learned-key-0123456789"
+_PIECES = st.sampled_from([SECRET, "sk-", "ek_", "abcdefghijklmnopqrstuv", "0123456789", "\\u0073", "\\n", '\\"', "\\\\",
+                           '"api_key":"v"', "x", "-", "_", " ", '"', "é"])
+
+
+@st.composite
+def _raw_string(draw) -> str:
+    """The inside of a JSON string as a client may write it: escapes included (the decoded value differs)."""
+    raw = "".join(draw(st.lists(_PIECES, max_size=8)))
+    try:
+        orjson.loads(f'"{raw}"')
+    except orjson.JSONDecodeError:
+        raw = raw.replace("\\", "").replace('"', "")
+    return raw
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.one_of(st.just("response.output_audio.delta"), _raw_string()), event_id=_raw_string(),
+       item_id=_raw_string(), response_id=_raw_string(), note=_raw_string(),
+       pcm=st.one_of(st.none(), st.binary(min_size=3, max_size=60), st.binary(min_size=3000, max_size=3000)))
+@example(kind="response.output_audio.delta", event_id="e", item_id="i", response_id="sk-\\u0073abcdefghijklmnopqrstuv",
+         note="", pcm=b"\x01" * 60)  # the audio cut in the text
+@example(kind="response.output_audio.delta", event_id="e", item_id="i", response_id="sk-\\u0073abcdefghijklmnopqrstuv",
+         note="", pcm=b"\x01" * 3000)  # the audio found by the scan of large messages
+def test_the_type_and_ids_are_redacted_as_their_decoded_values(kind, event_id, item_id, response_id, note, pcm) -> None:
+    """The type and ids come from the decoded event: each is exactly its decoded value, redacted, whatever escapes
+    the text used to spell it — also when the payload itself needed no redaction, and around an audio cut."""
+    audio = f',"delta":"{base64.b64encode(pcm).decode()}"' if pcm else ""
+    text = (f'{{"type":"{kind or "x"}","event_id":"{event_id}","item_id":"{item_id}",'
+            f'"response_id":"{response_id}","note":"{note}"{audio}}}')
+    core = SessionRecorder("s1")
+    core.redactor.learn(SECRET)
+    r = rec(core.message(schema.SERVER, text.encode(), True, 0, 0))
+    event = orjson.loads(text)
+    for column, value in (("type", event["type"]), ("event_id", event["event_id"]), ("item_id", event["item_id"]),
+                          ("response_id", event["response_id"])):
+        assert r[column] == (core.redactor.text(value) if value else value), column
+        assert SECRET not in (r[column] or "")
