@@ -80,7 +80,7 @@ class JournalFile:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._size = 0  # bytes of complete messages on disk
-            self._write([memoryview(_SCHEMA_MESSAGE)])
+            self._write(memoryview(_SCHEMA_MESSAGE))
             self._size = len(_SCHEMA_MESSAGE)
             os.rename(tmp, path)
         except BaseException:
@@ -90,12 +90,11 @@ class JournalFile:
             raise
         self.dirty = True
 
-    def _write(self, parts: list[memoryview]) -> None:
+    def _write(self, view: memoryview) -> None:
         try:
-            for view in parts:
-                while view:
-                    view = view[os.write(self._fd, view[:_WRITE_PIECE]):]
-                    cpu.checkpoint()
+            while view:
+                view = view[os.write(self._fd, view[:_WRITE_PIECE]):]
+                cpu.checkpoint()
         except OSError:
             os.ftruncate(self._fd, self._size)
             os.lseek(self._fd, self._size, os.SEEK_SET)
@@ -104,7 +103,7 @@ class JournalFile:
     def append(self, data: bytes | pa.Buffer) -> None:
         """Write `data` whole, or roll the file back to its last complete message and raise OSError."""
         view = memoryview(data)
-        self._write([view])
+        self._write(view)
         self._size += view.nbytes
         self.dirty = True
 

@@ -18,9 +18,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
-from reliability_support import RTREPLAY, start_proxy, stop_proxy
+from reliability_support import RTREPLAY, echo_back, start_proxy, stop_proxy
 from s3_support import FAKE_SECRET, filesystem, make_bucket, s3_server
-from reliability_support import echo_back
 from test_proxy_durability import frame, stream_until_stopped
 from test_proxy_relay import in_loop
 
